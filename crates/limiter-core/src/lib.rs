@@ -1,0 +1,71 @@
+//! The core of **llm-limiter**: client-side rate limiting of LLM API calls,
+//! shared by every process that uses one provider quota.
+//!
+//! This crate holds what every backend stands on and knows no backend:
+//!
+//! - [`Limits`] of a key and the [`Cost`] of a request;
+//! - the FIFO admission algorithm as a pure state machine, [`KeyState`];
+//! - the [`Store`] trait that backends implement (the in-memory store in
+//!   `limiter-memory`, Redis in `limiter-redis`) and the [`Clock`] trait with
+//!   the [`SystemClock`] and the [`ManualClock`] for tests;
+//! - [`Limiter`] and [`Permit`], what users call, and [`BlockingLimiter`] for
+//!   code that is not async;
+//! - the conformance suite every store must pass (module `testing`, feature
+//!   `testing`).
+//!
+//! Most users depend on the facade crate `llm-limiter` instead.
+//!
+//! # Guarantees
+//!
+//! Every store gives these, identically, and the conformance suite checks
+//! each of them:
+//!
+//! - **Never over-admit.** In any window of any enabled limit, the admitted
+//!   amounts never exceed the limit, as the provider measures it: each
+//!   reservation counts for its window plus a guard band
+//!   ([`Limits::guard_ms`]), so requests that reach the provider up to that
+//!   much after their slot still fit.
+//! - **FIFO.** Requests are admitted in the order they reach the store; slot
+//!   times never decrease in that order, and a small request never overtakes
+//!   a large one that is waiting.
+//! - **Work conserving.** A request that fits now is admitted now; a waiting
+//!   one gets the earliest slot at which every limit allows it, within the
+//!   documented bucket precision of rolling windows (the [`state`] module).
+//! - **Bounded work.** One atomic store call per acquire, whose work does not
+//!   grow with the number of requests in the window.
+//! - **Cancellation gives back.** A waiter whose future is dropped refunds
+//!   its reservation; [`Permit::refund`] does the same for a call that never
+//!   reached the provider, and [`Permit::adjust`] settles real usage.
+//! - **Bad input changes nothing.** Invalid limits or costs, and requests no
+//!   limit could ever admit, are typed [`Error`]s returned before any state
+//!   changes.
+//!
+//! # Feature flags
+//!
+//! - `testing`: the store conformance suite, for store crates' tests.
+//!
+//! # Minimum supported Rust version
+//!
+//! The `rust-version` in `Cargo.toml`; raising it is a minor-version change.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod calendar;
+mod error;
+mod limiter;
+mod limits;
+pub mod state;
+mod store;
+mod time;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use calendar::{day_index, day_start, TimeZone};
+pub use error::{BoxError, Error, Result};
+pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, NotUntil, Permit};
+pub use limits::{Cost, DayWindow, Dimension, Limits, WindowKind, MAX_AMOUNT};
+pub use state::KeyState;
+pub use store::{Decision, RecordId, Reservation, Status, Store, Usage};
+pub use time::{Clock, ManualClock, Sleep, SystemClock, Timestamp};

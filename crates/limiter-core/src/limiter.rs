@@ -1,0 +1,528 @@
+//! [`Limiter`], [`Permit`] and the blocking wrapper.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::limits::{Cost, Limits};
+use crate::store::{Decision, RecordId, Status, Store};
+use crate::time::{Clock, Timestamp};
+
+/// A request that would have to wait: try again at `earliest`.
+///
+/// Returned by [`Limiter::try_acquire`]; an outcome, not an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotUntil {
+    /// The earliest slot the request could have had.
+    pub earliest: Timestamp,
+    /// The store's time when it decided.
+    pub now: Timestamp,
+}
+
+impl NotUntil {
+    /// How long the request would have waited.
+    pub fn wait(&self) -> Duration {
+        self.earliest.duration_since(self.now)
+    }
+}
+
+impl fmt::Display for NotUntil {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not admissible for another {:?}", self.wait())
+    }
+}
+
+struct Inner {
+    key: String,
+    limits: RwLock<Limits>,
+    max_wait: Option<Duration>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Rate-limits the calls of one key (usually one model of one account)
+/// through a shared [`Store`].
+///
+/// Cheap to clone: clones share the key, limits and store.
+///
+/// ```
+/// use limiter_core::{Cost, Limiter, Limits, Store};
+///
+/// async fn call_model(store: impl Store) -> limiter_core::Result<()> {
+/// let limiter = Limiter::new(store, "gpt-4o", Limits::new().rpm(500).tpm(30_000))?;
+///
+/// let permit = limiter.acquire(Cost::split(1_200, 800)).await?;
+/// // ... call the provider, then settle with what it reported:
+/// permit.adjust(Cost::split(1_200, 312)).await?;
+/// # Ok(()) }
+/// ```
+///
+/// `llm_limiter` (the facade crate) has the same example running on the
+/// in-memory store.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("key", &self.inner.key)
+            .field("limits", &*self.inner.limits.read())
+            .field("max_wait", &self.inner.max_wait)
+            .field("store", &self.inner.store)
+            .finish()
+    }
+}
+
+/// Builds a [`Limiter`]; see [`Limiter::builder`].
+#[derive(Debug)]
+pub struct LimiterBuilder {
+    store: Arc<dyn Store>,
+    key: String,
+    limits: Limits,
+    max_wait: Option<Duration>,
+}
+
+impl LimiterBuilder {
+    /// Sets the limits (all off by default).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the default maximum wait of [`Limiter::acquire`]: a request whose
+    /// slot is further away is rejected with [`Error::WouldWaitTooLong`]
+    /// without reserving anything. Unlimited by default.
+    #[must_use]
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Validates the limits and builds the limiter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] or [`Error::InvalidConfig`] when the limits
+    /// are invalid; [`Error::InvalidConfig`] for an empty key.
+    pub fn build(self) -> Result<Limiter> {
+        self.limits.validate()?;
+        if self.key.is_empty() {
+            return Err(Error::InvalidConfig {
+                field: "key".into(),
+                reason: "the key must not be empty".into(),
+            });
+        }
+        let clock = self.store.clock();
+        Ok(Limiter {
+            inner: Arc::new(Inner {
+                key: self.key,
+                limits: RwLock::new(self.limits),
+                max_wait: self.max_wait,
+                store: self.store,
+                clock,
+            }),
+        })
+    }
+}
+
+impl Limiter {
+    /// A limiter for `key` with `limits` over `store`.
+    ///
+    /// # Errors
+    /// As [`LimiterBuilder::build`].
+    pub fn new(store: impl Store, key: impl Into<String>, limits: Limits) -> Result<Self> {
+        Self::builder(store, key).limits(limits).build()
+    }
+
+    /// A builder for a limiter over `store` for `key`.
+    pub fn builder(store: impl Store, key: impl Into<String>) -> LimiterBuilder {
+        Self::builder_shared(Arc::new(store), key)
+    }
+
+    /// A builder over a store shared with other limiters.
+    pub fn builder_shared(store: Arc<dyn Store>, key: impl Into<String>) -> LimiterBuilder {
+        LimiterBuilder {
+            store,
+            key: key.into(),
+            limits: Limits::new(),
+            max_wait: None,
+        }
+    }
+
+    /// The key this limiter counts under.
+    pub fn key(&self) -> &str {
+        &self.inner.key
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits.read().clone()
+    }
+
+    /// Replaces the limits, e.g. when the provider's headers say less
+    /// remains. Reservations already made keep their slots.
+    ///
+    /// # Errors
+    /// As [`Limits::validate`]; the old limits then stay.
+    pub fn set_limits(&self, limits: Limits) -> Result<()> {
+        limits.validate()?;
+        *self.inner.limits.write() = limits;
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Waits for this request's turn and returns its permit.
+    ///
+    /// Requests are admitted in the order they reach the store. If the
+    /// builder set a maximum wait and the slot is further away, nothing is
+    /// reserved and [`Error::WouldWaitTooLong`] is returned. If the returned
+    /// future is dropped while waiting, the reservation is given back.
+    ///
+    /// # Errors
+    /// [`Error::ExceedsLimit`] and [`Error::InvalidNumber`] for a request
+    /// no limit could admit; [`Error::WouldWaitTooLong`]; [`Error::Store`].
+    pub async fn acquire(&self, cost: Cost) -> Result<Permit> {
+        self.acquire_inner(cost, self.inner.max_wait).await
+    }
+
+    /// [`acquire`](Self::acquire) with a maximum wait for this call.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub async fn acquire_within(&self, cost: Cost, max_wait: Duration) -> Result<Permit> {
+        self.acquire_inner(cost, Some(max_wait)).await
+    }
+
+    /// Admits the request now, or says when it could go, reserving nothing.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire), but a wait is the `Err(NotUntil)`
+    /// inside `Ok`.
+    pub async fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
+        let limits = self.limits();
+        limits.amounts(&cost)?;
+        match self
+            .inner
+            .store
+            .reserve(&self.inner.key, &limits, &cost, Some(Duration::ZERO))
+            .await?
+        {
+            Decision::Reserved(r) => Ok(Ok(Permit {
+                limiter: self.clone(),
+                record: r.record,
+                slot: r.slot,
+                waited: Duration::ZERO,
+                position: r.position,
+                cost,
+            })),
+            Decision::Denied { earliest, now } => Ok(Err(NotUntil { earliest, now })),
+        }
+    }
+
+    async fn acquire_inner(&self, cost: Cost, max_wait: Option<Duration>) -> Result<Permit> {
+        let limits = self.limits();
+        limits.amounts(&cost)?;
+        let started = self.inner.clock.now();
+        let decision = self
+            .inner
+            .store
+            .reserve(&self.inner.key, &limits, &cost, max_wait)
+            .await?;
+        let r = match decision {
+            Decision::Reserved(r) => r,
+            Decision::Denied { earliest, now } => {
+                return Err(Error::WouldWaitTooLong {
+                    wait: earliest.duration_since(now),
+                    max_wait: max_wait.unwrap_or_default(),
+                })
+            }
+        };
+        let wait = r.wait();
+        if !wait.is_zero() {
+            let guard = RefundOnDrop {
+                limiter: Some(self.clone()),
+                limits,
+                record: r.record,
+            };
+            self.inner.clock.sleep(wait).await;
+            guard.disarm();
+        }
+        Ok(Permit {
+            limiter: self.clone(),
+            record: r.record,
+            slot: r.slot,
+            waited: self.inner.clock.now().duration_since(started),
+            position: r.position,
+            cost,
+        })
+    }
+
+    /// Replaces the cost of a reservation with the usage the provider
+    /// reported, from any process that shares the store.
+    ///
+    /// # Errors
+    /// [`Error::UnknownRecord`], [`Error::InvalidNumber`], [`Error::Store`].
+    pub async fn adjust(&self, record: RecordId, actual: Cost) -> Result<()> {
+        let limits = self.limits();
+        self.inner
+            .store
+            .adjust(&self.inner.key, &limits, record, &actual)
+            .await
+    }
+
+    /// Gives a reservation back (the call never reached the provider).
+    ///
+    /// # Errors
+    /// [`Error::UnknownRecord`], [`Error::Store`].
+    pub async fn refund(&self, record: RecordId) -> Result<()> {
+        let limits = self.limits();
+        self.inner
+            .store
+            .refund(&self.inner.key, &limits, record)
+            .await
+    }
+
+    /// Usage of every enabled limit, queue depth and cooldown.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn status(&self) -> Result<Status> {
+        let limits = self.limits();
+        self.inner.store.status(&self.inner.key, &limits).await
+    }
+
+    /// Pauses this key for every process sharing the store, for `duration`
+    /// from the store's now (e.g. the provider's `Retry-After`).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn cool_down(&self, duration: Duration) -> Result<()> {
+        let until = self.inner.clock.now().saturating_add(duration);
+        self.inner.store.set_cooldown(&self.inner.key, until).await
+    }
+
+    /// The end of the cooldown in force, if any.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn cooldown(&self) -> Result<Option<Timestamp>> {
+        self.inner.store.cooldown(&self.inner.key).await
+    }
+}
+
+/// Refunds a reservation whose waiter was dropped before its slot.
+struct RefundOnDrop {
+    limiter: Option<Limiter>,
+    limits: Limits,
+    record: RecordId,
+}
+
+impl RefundOnDrop {
+    fn disarm(mut self) {
+        self.limiter = None;
+    }
+}
+
+impl Drop for RefundOnDrop {
+    fn drop(&mut self) {
+        let Some(limiter) = self.limiter.take() else {
+            return;
+        };
+        let limits = self.limits.clone();
+        let record = self.record;
+        // `Drop` cannot wait: hand the refund to a task.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let store = &limiter.inner.store;
+                    if let Err(e) = store.refund(&limiter.inner.key, &limits, record).await {
+                        tracing::warn!(key = %limiter.inner.key, %record, error = %e,
+                            "could not give back the reservation of a cancelled waiter");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(key = %limiter.inner.key, %record,
+                "a waiter was dropped outside a tokio runtime; its reservation stands"),
+        }
+    }
+}
+
+/// The right to send one request, with what the limiter decided.
+///
+/// Dropping a permit keeps its reservation as it is (the request was sent
+/// with the reserved cost). Settle it with [`adjust`](Self::adjust) once the
+/// provider reports usage, or [`refund`](Self::refund) it when the request
+/// never reached the provider.
+#[derive(Debug)]
+pub struct Permit {
+    limiter: Limiter,
+    record: RecordId,
+    slot: Timestamp,
+    waited: Duration,
+    position: u64,
+    cost: Cost,
+}
+
+impl Permit {
+    /// The reservation's id, to settle it from elsewhere
+    /// ([`Limiter::adjust`]).
+    pub fn record_id(&self) -> RecordId {
+        self.record
+    }
+
+    /// The slot the request was given.
+    pub fn slot(&self) -> Timestamp {
+        self.slot
+    }
+
+    /// How long the caller waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// 0 when admitted at once, else 1 + the number of waiters ahead.
+    pub fn queue_position(&self) -> u64 {
+        self.position
+    }
+
+    /// The cost reserved (or last settled).
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
+    /// Settles the reservation with the usage the provider reported. May be
+    /// called again as usage grows (streaming).
+    ///
+    /// # Errors
+    /// As [`Limiter::adjust`]; the reservation is then unchanged.
+    pub async fn adjust(&self, actual: Cost) -> Result<()> {
+        self.limiter.adjust(self.record, actual).await
+    }
+
+    /// Settles only the output tokens, keeping input and images.
+    ///
+    /// # Errors
+    /// As [`Limiter::adjust`].
+    pub async fn adjust_output(&self, output_tokens: u64) -> Result<()> {
+        self.adjust(self.cost.with_output(output_tokens)).await
+    }
+
+    /// Gives the reservation back: the request never reached the provider.
+    ///
+    /// # Errors
+    /// As [`Limiter::refund`].
+    pub async fn refund(self) -> Result<()> {
+        self.limiter.refund(self.record).await
+    }
+}
+
+/// A [`Limiter`] for code that is not async: every call blocks the thread.
+///
+/// It runs its own single-threaded tokio runtime. Calling it from inside an
+/// async runtime is refused with [`Error::InvalidConfig`] (blocking there
+/// would stall the runtime).
+///
+/// ```
+/// use limiter_core::{BlockingLimiter, Cost, Limiter, Limits, Store};
+///
+/// fn call_model(store: impl Store) -> limiter_core::Result<()> {
+///     let limiter = BlockingLimiter::new(Limiter::new(store, "gemini-2.5-flash", Limits::new().rpm(10))?)?;
+///     let permit = limiter.acquire(Cost::tokens(100))?;
+///     limiter.adjust(&permit, Cost::tokens(80))?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct BlockingLimiter {
+    limiter: Limiter,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingLimiter {
+    /// Wraps `limiter`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the runtime cannot be created.
+    pub fn new(limiter: Limiter) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::InvalidConfig {
+                field: "runtime".into(),
+                reason: format!("cannot start a runtime for blocking calls: {e}"),
+            })?;
+        Ok(BlockingLimiter { limiter, runtime })
+    }
+
+    /// The async limiter inside.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    fn block<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InvalidConfig {
+                field: "BlockingLimiter".into(),
+                reason: "called from inside an async runtime; use Limiter there".into(),
+            });
+        }
+        self.runtime.block_on(f)
+    }
+
+    /// [`Limiter::acquire`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::acquire`].
+    pub fn acquire(&self, cost: Cost) -> Result<Permit> {
+        self.block(self.limiter.acquire(cost))
+    }
+
+    /// [`Limiter::acquire_within`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::acquire_within`].
+    pub fn acquire_within(&self, cost: Cost, max_wait: Duration) -> Result<Permit> {
+        self.block(self.limiter.acquire_within(cost, max_wait))
+    }
+
+    /// [`Limiter::try_acquire`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::try_acquire`].
+    pub fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
+        self.block(self.limiter.try_acquire(cost))
+    }
+
+    /// [`Permit::adjust`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::adjust`].
+    pub fn adjust(&self, permit: &Permit, actual: Cost) -> Result<()> {
+        self.block(permit.adjust(actual))
+    }
+
+    /// [`Permit::refund`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::refund`].
+    pub fn refund(&self, permit: Permit) -> Result<()> {
+        self.block(permit.refund())
+    }
+
+    /// [`Limiter::status`], blocking.
+    ///
+    /// # Errors
+    /// As [`Limiter::status`].
+    pub fn status(&self) -> Result<Status> {
+        self.block(self.limiter.status())
+    }
+}

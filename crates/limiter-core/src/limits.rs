@@ -1,0 +1,700 @@
+//! Limits of a key and the cost of one request.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::TimeZone;
+use crate::error::{Error, Result};
+
+/// The largest amount any limit or cost may hold: 2^50. Larger numbers would
+/// lose precision in a Redis script, whose numbers are doubles.
+pub const MAX_AMOUNT: u64 = 1 << 50;
+
+/// One limited quantity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Dimension {
+    /// Requests per second (a rolling window of one second).
+    Rps,
+    /// Requests per window (per minute by default).
+    Rpm,
+    /// Requests per day.
+    Rpd,
+    /// Combined tokens per window: input plus output times the burndown rate.
+    Tpm,
+    /// Combined tokens per day.
+    Tpd,
+    /// Input tokens per window.
+    InputTpm,
+    /// Output tokens per window.
+    OutputTpm,
+    /// Images per window.
+    Ipm,
+}
+
+impl Dimension {
+    /// Every dimension, in a fixed order.
+    pub const ALL: [Dimension; 8] = [
+        Dimension::Rps,
+        Dimension::Rpm,
+        Dimension::Rpd,
+        Dimension::Tpm,
+        Dimension::Tpd,
+        Dimension::InputTpm,
+        Dimension::OutputTpm,
+        Dimension::Ipm,
+    ];
+
+    /// The short name used in configuration files and status output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dimension::Rps => "rps",
+            Dimension::Rpm => "rpm",
+            Dimension::Rpd => "rpd",
+            Dimension::Tpm => "tpm",
+            Dimension::Tpd => "tpd",
+            Dimension::InputTpm => "input_tpm",
+            Dimension::OutputTpm => "output_tpm",
+            Dimension::Ipm => "ipm",
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the per-window limits (`rpm`, `tpm`, `input_tpm`, `output_tpm`,
+/// `ipm`) count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WindowKind {
+    /// A rolling window: in any span of `window` (plus the guard band), the
+    /// admitted total never exceeds the limit. OpenAI, Gemini and the Python
+    /// seed count this way.
+    #[default]
+    Rolling,
+    /// A token bucket of the limit's size, refilled continuously at
+    /// `limit / window` (Anthropic documents its limits this way). Its
+    /// largest single request is the limit less what refills in the guard
+    /// band.
+    TokenBucket,
+}
+
+/// How the daily limits (`rpd`, `tpd`) count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DayWindow {
+    /// A rolling window of 24 hours.
+    #[default]
+    Rolling,
+    /// A calendar day that resets at a local time of day in a time zone.
+    Calendar {
+        /// Minutes after local midnight at which the day resets (0..1440).
+        #[serde(default)]
+        reset_minutes: u32,
+        /// The zone the day is counted in.
+        zone: TimeZone,
+    },
+}
+
+impl DayWindow {
+    /// Midnight in Los Angeles, daylight saving included: Gemini's reset.
+    pub const PACIFIC_MIDNIGHT: DayWindow = DayWindow::Calendar {
+        reset_minutes: 0,
+        zone: TimeZone::US_PACIFIC,
+    };
+
+    /// Midnight UTC.
+    pub const UTC_MIDNIGHT: DayWindow = DayWindow::Calendar {
+        reset_minutes: 0,
+        zone: TimeZone::Utc,
+    };
+}
+
+/// The limits of one key (usually one model of one account).
+///
+/// Every limit is off when `0`. Any mix may be on at once; a request is
+/// admitted only when every enabled limit allows it. Limits deserialise from
+/// a map in which every field is optional:
+///
+/// ```
+/// use limiter_core::Limits;
+///
+/// let limits: Limits = serde_json::from_str(r#"{"rpm": 500, "tpm": 200000}"#).unwrap();
+/// assert_eq!(limits, Limits::new().rpm(500).tpm(200_000));
+/// limits.validate().unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Requests per second, over a rolling window of one second.
+    pub rps: u64,
+    /// Requests per window (`window_ms`, one minute by default).
+    pub rpm: u64,
+    /// Requests per day (see `day`).
+    pub rpd: u64,
+    /// Combined tokens per window: input + output × `burndown`.
+    pub tpm: u64,
+    /// Combined tokens per day.
+    pub tpd: u64,
+    /// Input tokens per window (split mode).
+    pub input_tpm: u64,
+    /// Output tokens per window (split mode). Not weighted by `burndown`.
+    pub output_tpm: u64,
+    /// Images per window.
+    pub ipm: u64,
+    /// Weight of an output token in the combined counts (`tpm`, `tpd`):
+    /// 1.0 for most providers, 5.0 for Claude 4-class models on AWS Bedrock.
+    pub burndown: f64,
+    /// Multiplier applied to every limit (the seed's `burst_multiplier`);
+    /// below 1.0 it keeps headroom.
+    pub burst: f64,
+    /// Space requests at least `1 / rps` apart (or `window / rpm` when `rps`
+    /// is off), as Azure meters per-minute limits over one-second intervals.
+    pub smoothing: bool,
+    /// The length of the per-window limits' window, in milliseconds.
+    pub window_ms: u64,
+    /// How the per-window limits count.
+    pub window_kind: WindowKind,
+    /// The guard band, in milliseconds: each reservation keeps counting for
+    /// this long past its window, so that callers who wake late or whose
+    /// request spends time on the network cannot make two windows' worth
+    /// arrive at the provider within one window. Size it to cover wake-up
+    /// lateness plus the spread of network delay.
+    pub guard_ms: u64,
+    /// How the daily limits count.
+    pub day: DayWindow,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$m:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$m])*
+            #[must_use]
+            pub const fn $name(mut self, limit: u64) -> Self {
+                self.$name = limit;
+                self
+            }
+        )*
+    };
+}
+
+impl Limits {
+    /// The default window: 60 seconds.
+    pub const DEFAULT_WINDOW_MS: u64 = 60_000;
+    /// The default guard band: 200 milliseconds.
+    pub const DEFAULT_GUARD_MS: u64 = 200;
+
+    /// No limit on; a 60 s rolling window, a 200 ms guard band, burndown and
+    /// burst of 1, a rolling 24 h day.
+    pub const fn new() -> Self {
+        Limits {
+            rps: 0,
+            rpm: 0,
+            rpd: 0,
+            tpm: 0,
+            tpd: 0,
+            input_tpm: 0,
+            output_tpm: 0,
+            ipm: 0,
+            burndown: 1.0,
+            burst: 1.0,
+            smoothing: false,
+            window_ms: Self::DEFAULT_WINDOW_MS,
+            window_kind: WindowKind::Rolling,
+            guard_ms: Self::DEFAULT_GUARD_MS,
+            day: DayWindow::Rolling,
+        }
+    }
+
+    setters! {
+        /// Sets requests per second.
+        rps,
+        /// Sets requests per window.
+        rpm,
+        /// Sets requests per day.
+        rpd,
+        /// Sets combined tokens per window.
+        tpm,
+        /// Sets combined tokens per day.
+        tpd,
+        /// Sets input tokens per window.
+        input_tpm,
+        /// Sets output tokens per window.
+        output_tpm,
+        /// Sets images per window.
+        ipm,
+    }
+
+    /// Sets the output-token weight of the combined counts.
+    #[must_use]
+    pub const fn burndown(mut self, rate: f64) -> Self {
+        self.burndown = rate;
+        self
+    }
+
+    /// Sets the multiplier applied to every limit.
+    #[must_use]
+    pub const fn burst(mut self, multiplier: f64) -> Self {
+        self.burst = multiplier;
+        self
+    }
+
+    /// Turns request spacing on or off.
+    #[must_use]
+    pub const fn smoothing(mut self, on: bool) -> Self {
+        self.smoothing = on;
+        self
+    }
+
+    /// Sets the window of the per-window limits.
+    #[must_use]
+    pub const fn window(mut self, window: Duration) -> Self {
+        self.window_ms = window.as_millis() as u64;
+        self
+    }
+
+    /// Sets how the per-window limits count.
+    #[must_use]
+    pub const fn window_kind(mut self, kind: WindowKind) -> Self {
+        self.window_kind = kind;
+        self
+    }
+
+    /// Sets the guard band.
+    #[must_use]
+    pub const fn guard(mut self, guard: Duration) -> Self {
+        self.guard_ms = guard.as_millis() as u64;
+        self
+    }
+
+    /// Sets how the daily limits count.
+    #[must_use]
+    pub const fn day(mut self, day: DayWindow) -> Self {
+        self.day = day;
+        self
+    }
+
+    /// The configured limit of a dimension (before `burst`), 0 when off.
+    pub const fn get(&self, dimension: Dimension) -> u64 {
+        match dimension {
+            Dimension::Rps => self.rps,
+            Dimension::Rpm => self.rpm,
+            Dimension::Rpd => self.rpd,
+            Dimension::Tpm => self.tpm,
+            Dimension::Tpd => self.tpd,
+            Dimension::InputTpm => self.input_tpm,
+            Dimension::OutputTpm => self.output_tpm,
+            Dimension::Ipm => self.ipm,
+        }
+    }
+
+    /// The limit in force for a dimension: the configured limit times
+    /// `burst`, rounded down but at least 1; 0 when off.
+    pub fn effective(&self, dimension: Dimension) -> u64 {
+        let l = self.get(dimension);
+        if l == 0 {
+            return 0;
+        }
+        let scaled = (l as f64 * self.burst).floor();
+        if scaled.is_finite() {
+            (scaled as u64).clamp(1, MAX_AMOUNT)
+        } else {
+            MAX_AMOUNT
+        }
+    }
+
+    /// The most one request may ask for in `dimension` and still be
+    /// admissible some day; 0 when the dimension is off.
+    pub fn max_request(&self, dimension: Dimension) -> u64 {
+        let l = self.effective(dimension);
+        let per_window = matches!(
+            dimension,
+            Dimension::Rpm
+                | Dimension::Tpm
+                | Dimension::InputTpm
+                | Dimension::OutputTpm
+                | Dimension::Ipm
+        );
+        if l == 0 || !per_window || self.window_kind != WindowKind::TokenBucket {
+            return l;
+        }
+        // A token bucket's burst tolerance is shortened by the guard band.
+        let w = u128::from(self.window_ms);
+        let g = u128::from(self.guard_ms);
+        (u128::from(l) * (w - g.min(w)) / w.max(1)) as u64
+    }
+
+    /// The window of the per-window limits.
+    pub const fn window_duration(&self) -> Duration {
+        Duration::from_millis(self.window_ms)
+    }
+
+    /// The guard band.
+    pub const fn guard_duration(&self) -> Duration {
+        Duration::from_millis(self.guard_ms)
+    }
+
+    /// Whether any limit is on.
+    pub fn any_enabled(&self) -> bool {
+        Dimension::ALL.iter().any(|d| self.get(*d) > 0)
+    }
+
+    /// The minimum spacing between consecutive slots when smoothing is on.
+    pub fn spacing(&self) -> Option<Duration> {
+        if !self.smoothing {
+            return None;
+        }
+        let rps = self.effective(Dimension::Rps);
+        if rps > 0 {
+            return Some(Duration::from_micros(1_000_000u64.div_ceil(rps)));
+        }
+        let rpm = self.effective(Dimension::Rpm);
+        if rpm > 0 {
+            return Some(Duration::from_micros((self.window_ms * 1000).div_ceil(rpm)));
+        }
+        None
+    }
+
+    /// Checks every number and setting; the limiter calls this before use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] for a number out of range (a limit above
+    /// [`MAX_AMOUNT`], a burndown or burst that is negative, zero, NaN or
+    /// infinite, a window of zero), [`Error::InvalidConfig`] for settings that
+    /// contradict each other.
+    pub fn validate(&self) -> Result<()> {
+        for d in Dimension::ALL {
+            if self.get(d) > MAX_AMOUNT {
+                return Err(Error::number(
+                    "limits",
+                    format!("{d} = {} is above the maximum {MAX_AMOUNT}", self.get(d)),
+                ));
+            }
+        }
+        if !self.burndown.is_finite() || self.burndown < 0.0 || self.burndown > 1000.0 {
+            return Err(Error::number(
+                "burndown",
+                format!("{} is not a finite number in 0..=1000", self.burndown),
+            ));
+        }
+        if !self.burst.is_finite() || self.burst <= 0.0 || self.burst > 1000.0 {
+            return Err(Error::number(
+                "burst",
+                format!("{} is not a finite number in (0, 1000]", self.burst),
+            ));
+        }
+        if self.window_ms == 0 || self.window_ms > 86_400_000 {
+            return Err(Error::number(
+                "window_ms",
+                format!("{} is not in 1..=86400000 (one day)", self.window_ms),
+            ));
+        }
+        if self.guard_ms >= self.window_ms {
+            return Err(Error::InvalidConfig {
+                field: "guard_ms".into(),
+                reason: format!(
+                    "the guard band ({} ms) must be shorter than the window ({} ms)",
+                    self.guard_ms, self.window_ms
+                ),
+            });
+        }
+        if self.rps > 0 && self.guard_ms >= 1000 {
+            return Err(Error::InvalidConfig {
+                field: "guard_ms".into(),
+                reason: format!(
+                    "with rps on, the guard band ({} ms) must be shorter than one second",
+                    self.guard_ms
+                ),
+            });
+        }
+        if self.smoothing && self.rps == 0 && self.rpm == 0 {
+            return Err(Error::InvalidConfig {
+                field: "smoothing".into(),
+                reason: "smoothing spaces requests by rps or rpm, and both are off".into(),
+            });
+        }
+        if let DayWindow::Calendar {
+            reset_minutes,
+            zone,
+        } = self.day
+        {
+            if reset_minutes >= 1440 {
+                return Err(Error::number(
+                    "day.reset_minutes",
+                    format!("{reset_minutes} is not a minute of the day (0..1440)"),
+                ));
+            }
+            if !zone.is_valid() {
+                return Err(Error::number(
+                    "day.zone",
+                    "the UTC offset is beyond ±18 hours".to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a request against these limits: its numbers are in range and
+    /// no enabled limit is too small to ever admit it. Returns the amounts the
+    /// state machine counts.
+    pub(crate) fn amounts(&self, cost: &Cost) -> Result<Amounts> {
+        let a = cost.amounts(self.burndown)?;
+        for (d, requested) in [
+            (Dimension::Rps, 1),
+            (Dimension::Rpm, 1),
+            (Dimension::Rpd, 1),
+            (Dimension::Tpm, a.0[TOK]),
+            (Dimension::Tpd, a.0[TOK]),
+            (Dimension::InputTpm, a.0[INP]),
+            (Dimension::OutputTpm, a.0[OUT]),
+            (Dimension::Ipm, a.0[IMG]),
+        ] {
+            let max = self.max_request(d);
+            if self.get(d) > 0 && requested > max {
+                return Err(Error::ExceedsLimit {
+                    dimension: d,
+                    requested,
+                    max,
+                });
+            }
+        }
+        Ok(a)
+    }
+
+    /// The effective per-window limits in the order of [`Amounts`].
+    pub(crate) fn window_limits(&self) -> [u64; DIMS] {
+        [
+            self.effective(Dimension::Rpm),
+            self.effective(Dimension::Tpm),
+            self.effective(Dimension::InputTpm),
+            self.effective(Dimension::OutputTpm),
+            self.effective(Dimension::Ipm),
+        ]
+    }
+}
+
+/// Index of requests in [`Amounts`].
+pub(crate) const REQ: usize = 0;
+/// Index of combined (weighted) tokens in [`Amounts`].
+pub(crate) const TOK: usize = 1;
+/// Index of input tokens in [`Amounts`].
+pub(crate) const INP: usize = 2;
+/// Index of output tokens in [`Amounts`].
+pub(crate) const OUT: usize = 3;
+/// Index of images in [`Amounts`].
+pub(crate) const IMG: usize = 4;
+/// Number of counted quantities.
+pub(crate) const DIMS: usize = 5;
+
+/// What one request counts in each quantity: requests, combined tokens,
+/// input tokens, output tokens, images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Amounts(pub(crate) [u64; DIMS]);
+
+/// The cost of one request: its tokens and images.
+///
+/// ```
+/// use limiter_core::Cost;
+///
+/// // Combined mode: one number of tokens.
+/// let c = Cost::tokens(5_000);
+/// assert_eq!(c.input_tokens, 5_000);
+/// // Split mode: input plus the estimated output (`max_tokens`).
+/// let c = Cost::split(3_000, 1_000);
+/// assert_eq!(c.total_tokens(), 4_000);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cost {
+    /// Input (prompt) tokens, or all tokens in combined mode.
+    pub input_tokens: u64,
+    /// Output tokens: an estimate (e.g. `max_tokens`) when reserving, the
+    /// real count when settling.
+    pub output_tokens: u64,
+    /// Images generated.
+    pub images: u64,
+}
+
+impl Cost {
+    /// One request and nothing else.
+    pub const fn request() -> Self {
+        Cost {
+            input_tokens: 0,
+            output_tokens: 0,
+            images: 0,
+        }
+    }
+
+    /// One request of `tokens` combined tokens (counted as input tokens).
+    pub const fn tokens(tokens: u64) -> Self {
+        Cost {
+            input_tokens: tokens,
+            output_tokens: 0,
+            images: 0,
+        }
+    }
+
+    /// One request of `input` tokens with `output` estimated output tokens.
+    pub const fn split(input: u64, output: u64) -> Self {
+        Cost {
+            input_tokens: input,
+            output_tokens: output,
+            images: 0,
+        }
+    }
+
+    /// One request generating `images` images.
+    pub const fn images(images: u64) -> Self {
+        Cost {
+            input_tokens: 0,
+            output_tokens: 0,
+            images,
+        }
+    }
+
+    /// The same cost with `images` images.
+    #[must_use]
+    pub const fn with_images(mut self, images: u64) -> Self {
+        self.images = images;
+        self
+    }
+
+    /// The same cost with `output` output tokens.
+    #[must_use]
+    pub const fn with_output(mut self, output: u64) -> Self {
+        self.output_tokens = output;
+        self
+    }
+
+    /// Input plus output tokens, unweighted (saturating).
+    pub const fn total_tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// Input + output × `burndown`, rounded up.
+    pub fn weighted_tokens(&self, burndown: f64) -> Result<u64> {
+        Ok(self.amounts(burndown)?.0[TOK])
+    }
+
+    pub(crate) fn amounts(&self, burndown: f64) -> Result<Amounts> {
+        for (field, v) in [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("images", self.images),
+        ] {
+            if v > MAX_AMOUNT {
+                return Err(Error::number(
+                    field,
+                    format!("{v} is above the maximum {MAX_AMOUNT}"),
+                ));
+            }
+        }
+        let weighted = (self.output_tokens as f64 * burndown).ceil();
+        let tok = self.input_tokens as f64 + weighted;
+        if !tok.is_finite() || tok > MAX_AMOUNT as f64 {
+            return Err(Error::number(
+                "output_tokens",
+                format!("input + output × burndown = {tok} is above the maximum {MAX_AMOUNT}"),
+            ));
+        }
+        Ok(Amounts([
+            1,
+            tok as u64,
+            self.input_tokens,
+            self.output_tokens,
+            self.images,
+        ]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_scales_and_rounds_down() {
+        let l = Limits::new().rpm(10).tpm(1001).burst(1.5);
+        assert_eq!(l.effective(Dimension::Rpm), 15);
+        assert_eq!(l.effective(Dimension::Tpm), 1501);
+        assert_eq!(l.effective(Dimension::Rpd), 0);
+        let l = Limits::new().rpm(1).burst(0.1);
+        assert_eq!(l.effective(Dimension::Rpm), 1);
+    }
+
+    #[test]
+    fn validation_rejects_bad_numbers() {
+        for bad in [
+            Limits::new().burndown(f64::NAN),
+            Limits::new().burndown(-1.0),
+            Limits::new().burst(0.0),
+            Limits::new().burst(f64::INFINITY),
+            Limits::new().tpm(MAX_AMOUNT + 1),
+            Limits::new().window(Duration::ZERO),
+            Limits::new()
+                .window(Duration::from_secs(1))
+                .guard(Duration::from_secs(1)),
+            Limits::new().rps(5).guard(Duration::from_secs(1)),
+            Limits::new().smoothing(true),
+            Limits::new().day(DayWindow::Calendar {
+                reset_minutes: 1440,
+                zone: TimeZone::Utc,
+            }),
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        Limits::new().rpm(1).tpm(10).validate().unwrap();
+    }
+
+    #[test]
+    fn deserialise_rejects_negative_and_unknown() {
+        assert!(serde_json::from_str::<Limits>(r#"{"rpm": -1}"#).is_err());
+        assert!(serde_json::from_str::<Limits>(r#"{"rpmm": 1}"#).is_err());
+        let l: Limits = serde_json::from_str(
+            r#"{"rpd": 100, "day": {"kind": "calendar", "zone": {"kind": "us_daylight", "standard_offset_minutes": -480}}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.day, DayWindow::PACIFIC_MIDNIGHT);
+    }
+
+    #[test]
+    fn amounts_weight_output_and_check_maxima() {
+        let l = Limits::new().tpm(10_000).burndown(5.0);
+        let a = l.amounts(&Cost::split(3000, 1000)).unwrap();
+        assert_eq!(a.0, [1, 8000, 3000, 1000, 0]);
+        match l.amounts(&Cost::split(3000, 2000)) {
+            Err(Error::ExceedsLimit {
+                dimension: Dimension::Tpm,
+                requested: 13_000,
+                max: 10_000,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(l.amounts(&Cost::tokens(MAX_AMOUNT + 1)).is_err());
+    }
+
+    #[test]
+    fn token_bucket_max_request_leaves_room_for_the_guard() {
+        let l = Limits::new()
+            .tpm(1000)
+            .window(Duration::from_secs(10))
+            .guard(Duration::from_secs(1))
+            .window_kind(WindowKind::TokenBucket);
+        assert_eq!(l.max_request(Dimension::Tpm), 900);
+    }
+}

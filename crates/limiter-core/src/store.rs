@@ -1,0 +1,236 @@
+//! The [`Store`] trait and the values that cross it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::limits::{Cost, Dimension, Limits};
+use crate::time::{Clock, Timestamp};
+
+/// The id of one reservation, unique within its key.
+///
+/// It prints and parses as a plain number, so that another process can
+/// settle a reservation it did not make ([`Store::adjust`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordId(pub u64);
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for RecordId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        s.trim()
+            .parse::<u64>()
+            .map(RecordId)
+            .map_err(|e| Error::number("record_id", format!("{s:?} is not a record id: {e}")))
+    }
+}
+
+/// A reservation the store has made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The reservation's id, for adjusting or refunding it.
+    pub record: RecordId,
+    /// The instant from which the request may be sent.
+    pub slot: Timestamp,
+    /// The store's time when it decided.
+    pub now: Timestamp,
+    /// 0 when admitted at once; otherwise 1 + the number of reservations
+    /// that were waiting ahead of this one.
+    pub position: u64,
+}
+
+impl Reservation {
+    /// How long the caller must wait from the store's decision to its slot.
+    pub fn wait(&self) -> Duration {
+        self.slot.duration_since(self.now)
+    }
+}
+
+/// The store's answer to a reservation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Reserved: the request may go at `slot`.
+    Reserved(Reservation),
+    /// Not reserved: the earliest slot is later than the caller's maximum
+    /// wait allows. Nothing was changed.
+    Denied {
+        /// The slot the request would have had.
+        earliest: Timestamp,
+        /// The store's time when it decided.
+        now: Timestamp,
+    },
+}
+
+/// How much of one limit is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// The limit.
+    pub dimension: Dimension,
+    /// What counts against it now, reservations that are still waiting
+    /// included. For a token bucket: the part of the bucket in use.
+    pub used: u64,
+    /// The limit in force (after `burst`).
+    pub limit: u64,
+}
+
+/// A snapshot of one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The store's time of the snapshot.
+    pub now: Timestamp,
+    /// Usage of every enabled limit.
+    pub usage: Vec<Usage>,
+    /// Reservations whose slot is still in the future.
+    pub queue_depth: u64,
+    /// The slot of the last reservation still waiting, if any.
+    pub queue_tail: Option<Timestamp>,
+    /// The end of a cooldown in force, if any.
+    pub cooldown_until: Option<Timestamp>,
+}
+
+impl Status {
+    /// The usage of one dimension, if that limit is on.
+    pub fn get(&self, dimension: Dimension) -> Option<Usage> {
+        self.usage
+            .iter()
+            .copied()
+            .find(|u| u.dimension == dimension)
+    }
+}
+
+/// A shared place where the state of every key lives.
+///
+/// A store gives every key the semantics stated in the crate docs, the same
+/// for every store, which the conformance suite
+/// (`limiter_core::testing`, feature `testing`) checks. Every method is one
+/// atomic operation and, for a remote store, one round trip. `limits` is
+/// passed with every call, so limits may change at run time; a store
+/// validates them and the cost before touching any state.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Reserves capacity for one request of `cost` under `limits` for `key`.
+    ///
+    /// Atomic and FIFO: the request gets the earliest slot at which every
+    /// enabled limit allows it, and no earlier than any reservation already
+    /// waiting. When `max_wait` is set and the slot is further away than
+    /// that, nothing is reserved and [`Decision::Denied`] says when it could
+    /// have gone. The store's work does not grow with the number of
+    /// reservations in the window.
+    ///
+    /// # Errors
+    /// [`Error::ExceedsLimit`], [`Error::InvalidNumber`] or
+    /// [`Error::InvalidConfig`] for bad input (no state changed);
+    /// [`Error::Store`] for a store fault.
+    async fn reserve(
+        &self,
+        key: &str,
+        limits: &Limits,
+        cost: &Cost,
+        max_wait: Option<Duration>,
+    ) -> Result<Decision>;
+
+    /// Replaces the cost of a reservation with `actual` (the usage the
+    /// provider reported), freeing or taking capacity in every window the
+    /// reservation counts in.
+    ///
+    /// # Errors
+    /// [`Error::UnknownRecord`] when no such reservation is held;
+    /// [`Error::InvalidNumber`] for bad numbers; [`Error::Store`].
+    async fn adjust(
+        &self,
+        key: &str,
+        limits: &Limits,
+        record: RecordId,
+        actual: &Cost,
+    ) -> Result<()>;
+
+    /// Gives a reservation back: the request never reached the provider
+    /// (cancelled while waiting, or failed before sending).
+    ///
+    /// # Errors
+    /// [`Error::UnknownRecord`] when no such reservation is held;
+    /// [`Error::Store`].
+    async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()>;
+
+    /// Pauses `key` until `until` for every caller sharing this store (a
+    /// provider answered 429). A later end replaces an earlier one; an
+    /// earlier one is ignored. Reservations made during the cooldown get
+    /// slots after it.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()>;
+
+    /// The end of the cooldown in force for `key`, if any.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>>;
+
+    /// Usage of every enabled limit, queue depth and cooldown of `key`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]/[`Error::InvalidNumber`] for bad limits;
+    /// [`Error::Store`].
+    async fn status(&self, key: &str, limits: &Limits) -> Result<Status>;
+
+    /// The clock callers wait on for their slots: a store's "now" and the
+    /// waiting of its callers must agree.
+    fn clock(&self) -> Arc<dyn Clock>;
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: Store + ?Sized> Store for $ty {
+            async fn reserve(
+                &self,
+                key: &str,
+                limits: &Limits,
+                cost: &Cost,
+                max_wait: Option<Duration>,
+            ) -> Result<Decision> {
+                (**self).reserve(key, limits, cost, max_wait).await
+            }
+            async fn adjust(
+                &self,
+                key: &str,
+                limits: &Limits,
+                record: RecordId,
+                actual: &Cost,
+            ) -> Result<()> {
+                (**self).adjust(key, limits, record, actual).await
+            }
+            async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
+                (**self).refund(key, limits, record).await
+            }
+            async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
+                (**self).set_cooldown(key, until).await
+            }
+            async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
+                (**self).cooldown(key).await
+            }
+            async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
+                (**self).status(key, limits).await
+            }
+            fn clock(&self) -> Arc<dyn Clock> {
+                (**self).clock()
+            }
+        }
+    )*};
+}
+
+forward_store!(Arc<S>, Box<S>);

@@ -1,0 +1,10 @@
+//! The whole store conformance suite against `MemoryStore`.
+
+use std::sync::Arc;
+
+use limiter_core::{ManualClock, Store};
+use limiter_memory::MemoryStore;
+
+limiter_core::conformance_suite!(|clock: ManualClock| async move {
+    Arc::new(MemoryStore::with_clock(clock)) as Arc<dyn Store>
+});
