@@ -78,35 +78,56 @@ impl TimeZone {
     }
 }
 
-/// The index of the local day holding `utc_micros`, where a day starts at
-/// `reset_minutes` past local midnight.
-pub fn day_index(zone: &TimeZone, reset_minutes: u32, utc_micros: i64) -> i64 {
+fn raw_index(zone: &TimeZone, reset_minutes: u32, utc_micros: i64) -> i64 {
     let local =
         utc_micros + zone.offset_micros_at(utc_micros) - i64::from(reset_minutes) * MICROS_PER_MIN;
     local.div_euclid(MICROS_PER_DAY)
 }
 
-/// The UTC instant (microseconds) at which local day `day` starts.
+/// The index of the local day holding `utc_micros`, where a day starts at
+/// `reset_minutes` past local midnight.
+///
+/// Never decreases as time goes on, even when the clocks go back and the
+/// reset time comes twice: the day starts at its first occurrence.
+pub fn day_index(zone: &TimeZone, reset_minutes: u32, utc_micros: i64) -> i64 {
+    let d = raw_index(zone, reset_minutes, utc_micros);
+    if day_start(zone, reset_minutes, d + 1) <= utc_micros {
+        d + 1
+    } else {
+        d
+    }
+}
+
+/// The UTC instant (microseconds) at which local day `day` starts: the
+/// first occurrence of its reset time, or, when a change of offset skips
+/// the reset time, the first instant after the skip.
 pub fn day_start(zone: &TimeZone, reset_minutes: u32, day: i64) -> i64 {
     let local = day * MICROS_PER_DAY + i64::from(reset_minutes) * MICROS_PER_MIN;
-    // The offset at the start of the day: guess with the offset an hour
-    // before, then settle (two steps cover every change of offset).
-    let mut utc = local - zone.offset_micros_at(local - zone.offset_micros_at(local));
-    for _ in 0..2 {
-        let next = local - zone.offset_micros_at(utc);
-        if next == utc {
-            break;
+    match *zone {
+        TimeZone::Utc | TimeZone::Fixed { .. } => local - zone.offset_micros_at(local),
+        TimeZone::UsDaylight {
+            standard_offset_minutes,
+        } => {
+            let std = i64::from(standard_offset_minutes) * MICROS_PER_MIN;
+            let dst = std + 60 * MICROS_PER_MIN;
+            // Read as daylight time first: it is the earlier reading.
+            let as_dst = local - dst;
+            if zone.offset_micros_at(as_dst) == dst {
+                return as_dst;
+            }
+            let as_std = local - std;
+            if zone.offset_micros_at(as_std) == std {
+                return as_std;
+            }
+            // Skipped by the change to daylight time: the day starts at the
+            // change, a whole minute within the hour after `as_dst`.
+            let mut t = as_dst;
+            while raw_index(zone, reset_minutes, t) < day && t < as_std {
+                t += MICROS_PER_MIN;
+            }
+            t
         }
-        utc = next;
     }
-    // A reset time skipped by a change of offset: the first instant of the day.
-    while day_index(zone, reset_minutes, utc) < day {
-        utc += MICROS_PER_MIN;
-    }
-    while day_index(zone, reset_minutes, utc - 1) >= day {
-        utc -= MICROS_PER_MIN;
-    }
-    utc
 }
 
 /// Days since 1970-01-01 of the `n`th Sunday of `month` in `year`.
@@ -195,6 +216,28 @@ mod tests {
             day_start(&z, 0, d + 1) - day_start(&z, 0, d),
             25 * 3_600_000_000
         );
+    }
+
+    #[test]
+    fn day_index_never_goes_back_when_the_reset_hour_repeats() {
+        // Reset at 01:30 local; on 2026-11-01 01:30 PDT (08:30Z) and 01:30
+        // PST (09:30Z) both occur. The day starts at the first.
+        let z = TimeZone::US_PACIFIC;
+        let first = utc(2026, 11, 1, 8, 30);
+        let d = day_index(&z, 90, first);
+        assert_eq!(day_start(&z, 90, d), first);
+        let mut t = first - 3_600_000_000;
+        let mut last = day_index(&z, 90, t);
+        while t < first + 3 * 3_600_000_000 {
+            let now = day_index(&z, 90, t);
+            assert!(now >= last, "day went back at {t}");
+            last = now;
+            t += MICROS_PER_MIN;
+        }
+        // Reset at 02:30 local is skipped on 2026-03-08: the day starts at
+        // the change, 03:00 PDT = 10:00Z.
+        let d = day_index(&z, 150, utc(2026, 3, 8, 12, 0));
+        assert_eq!(day_start(&z, 150, d), utc(2026, 3, 8, 10, 0));
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Limiter {
 
     /// The limits in force.
     pub fn limits(&self) -> Limits {
-        self.inner.limits.read().clone()
+        *self.inner.limits.read()
     }
 
     /// Replaces the limits, e.g. when the provider's headers say less
@@ -209,7 +209,6 @@ impl Limiter {
     /// inside `Ok`.
     pub async fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
         let limits = self.limits();
-        limits.amounts(&cost)?;
         match self
             .inner
             .store
@@ -230,8 +229,6 @@ impl Limiter {
 
     async fn acquire_inner(&self, cost: Cost, max_wait: Option<Duration>) -> Result<Permit> {
         let limits = self.limits();
-        limits.amounts(&cost)?;
-        let started = self.inner.clock.now();
         let decision = self
             .inner
             .store
@@ -247,6 +244,7 @@ impl Limiter {
             }
         };
         let wait = r.wait();
+        let mut waited = Duration::ZERO;
         if !wait.is_zero() {
             let guard = RefundOnDrop {
                 limiter: Some(self.clone()),
@@ -255,12 +253,14 @@ impl Limiter {
             };
             self.inner.clock.sleep(wait).await;
             guard.disarm();
+            // From the store's decision to the wake-up, on the store's clock.
+            waited = self.inner.clock.now().duration_since(r.now);
         }
         Ok(Permit {
             limiter: self.clone(),
             record: r.record,
             slot: r.slot,
-            waited: self.inner.clock.now().duration_since(started),
+            waited,
             position: r.position,
             cost,
         })
@@ -337,7 +337,7 @@ impl Drop for RefundOnDrop {
         let Some(limiter) = self.limiter.take() else {
             return;
         };
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let record = self.record;
         // `Drop` cannot wait: hand the refund to a task.
         match tokio::runtime::Handle::try_current() {

@@ -166,7 +166,7 @@ pub struct Limits {
     /// How the per-window limits count.
     pub window_kind: WindowKind,
     /// The guard band, in milliseconds: each reservation keeps counting for
-    /// this long past its window, so that callers who wake late or whose
+    /// this long past its window (at most 60 000), so that callers who wake late or whose
     /// request spends time on the network cannot make two windows' worth
     /// arrive at the provider within one window. Size it to cover wake-up
     /// lateness plus the spread of network delay.
@@ -414,6 +414,15 @@ impl Limits {
                 ),
             });
         }
+        if self.guard_ms > 60_000 {
+            return Err(Error::number(
+                "guard_ms",
+                format!(
+                    "{} is above one minute, far beyond any network delay",
+                    self.guard_ms
+                ),
+            ));
+        }
         if self.rps > 0 && self.guard_ms >= 1000 {
             return Err(Error::InvalidConfig {
                 field: "guard_ms".into(),
@@ -450,31 +459,39 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks a request against these limits: its numbers are in range and
-    /// no enabled limit is too small to ever admit it. Returns the amounts the
-    /// state machine counts.
-    pub(crate) fn amounts(&self, cost: &Cost) -> Result<Amounts> {
-        let a = cost.amounts(self.burndown)?;
-        for (d, requested) in [
-            (Dimension::Rps, 1),
-            (Dimension::Rpm, 1),
-            (Dimension::Rpd, 1),
-            (Dimension::Tpm, a.0[TOK]),
-            (Dimension::Tpd, a.0[TOK]),
-            (Dimension::InputTpm, a.0[INP]),
-            (Dimension::OutputTpm, a.0[OUT]),
-            (Dimension::Ipm, a.0[IMG]),
-        ] {
-            let max = self.max_request(d);
-            if self.get(d) > 0 && requested > max {
-                return Err(Error::ExceedsLimit {
-                    dimension: d,
-                    requested,
-                    max,
-                });
-            }
+    /// Validates and reduces these limits to a [`Plan`].
+    pub(crate) fn plan(&self) -> Result<Plan> {
+        self.validate()?;
+        let guard_us = self.guard_ms * 1000;
+        let window_us = self.window_ms * 1000;
+        let mut max = [0; 8];
+        for (i, d) in Dimension::ALL.into_iter().enumerate() {
+            max[i] = if self.get(d) == 0 {
+                u64::MAX
+            } else {
+                self.max_request(d)
+            };
         }
-        Ok(a)
+        Ok(Plan {
+            window_us,
+            guard_us,
+            spans: (
+                window_us + guard_us,
+                1_000_000 + guard_us,
+                86_400_000_000 + guard_us,
+            ),
+            wl: self.window_limits(),
+            rps: self.effective(Dimension::Rps),
+            day_l: [
+                self.effective(Dimension::Rpd),
+                self.effective(Dimension::Tpd),
+            ],
+            max,
+            spacing_us: self.spacing().map(|d| d.as_micros() as u64),
+            kind: self.window_kind,
+            day: self.day,
+            burndown: self.burndown,
+        })
     }
 
     /// The effective per-window limits in the order of [`Amounts`].
@@ -486,6 +503,47 @@ impl Limits {
             self.effective(Dimension::OutputTpm),
             self.effective(Dimension::Ipm),
         ]
+    }
+}
+
+/// Limits checked and reduced to what the state machine reads on every
+/// call, so that no float arithmetic is repeated per dimension.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub(crate) window_us: u64,
+    pub(crate) guard_us: u64,
+    /// Spans of the per-window, per-second and rolling-day rings.
+    pub(crate) spans: (u64, u64, u64),
+    /// Effective per-window limits, in the order of [`Amounts`].
+    pub(crate) wl: [u64; DIMS],
+    pub(crate) rps: u64,
+    /// Effective requests and tokens per day.
+    pub(crate) day_l: [u64; 2],
+    /// Largest admissible request per dimension, in [`Dimension::ALL`] order
+    /// (`u64::MAX` when off).
+    max: [u64; 8],
+    pub(crate) spacing_us: Option<u64>,
+    pub(crate) kind: WindowKind,
+    pub(crate) day: DayWindow,
+    burndown: f64,
+}
+
+impl Plan {
+    /// Checks a request against the limits: its numbers are in range and no
+    /// enabled limit is too small to ever admit it. Returns what it counts.
+    pub(crate) fn amounts(&self, cost: &Cost) -> Result<Amounts> {
+        let a = cost.amounts(self.burndown)?;
+        let asks = [1, 1, 1, a.0[TOK], a.0[TOK], a.0[INP], a.0[OUT], a.0[IMG]];
+        for ((dimension, requested), max) in Dimension::ALL.into_iter().zip(asks).zip(self.max) {
+            if requested > max {
+                return Err(Error::ExceedsLimit {
+                    dimension,
+                    requested,
+                    max,
+                });
+            }
+        }
+        Ok(a)
     }
 }
 
@@ -675,9 +733,9 @@ mod tests {
     #[test]
     fn amounts_weight_output_and_check_maxima() {
         let l = Limits::new().tpm(10_000).burndown(5.0);
-        let a = l.amounts(&Cost::split(3000, 1000)).unwrap();
+        let a = l.plan().unwrap().amounts(&Cost::split(3000, 1000)).unwrap();
         assert_eq!(a.0, [1, 8000, 3000, 1000, 0]);
-        match l.amounts(&Cost::split(3000, 2000)) {
+        match l.plan().unwrap().amounts(&Cost::split(3000, 2000)) {
             Err(Error::ExceedsLimit {
                 dimension: Dimension::Tpm,
                 requested: 13_000,
@@ -685,7 +743,11 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
-        assert!(l.amounts(&Cost::tokens(MAX_AMOUNT + 1)).is_err());
+        assert!(l
+            .plan()
+            .unwrap()
+            .amounts(&Cost::tokens(MAX_AMOUNT + 1))
+            .is_err());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! current time as an argument and does no I/O, so every store runs the same
 //! logic (the in-memory store under a lock, the Redis store as a port of it
 //! in Lua, checked against it by a differential test).
+
+// Several parallel arrays indexed by dimension read better as index loops.
+#![allow(clippy::needless_range_loop)]
 //!
 //! # How a slot is chosen
 //!
@@ -39,14 +42,16 @@
 //! at the provider is late by up to `guard` (late wake-up, network delay)
 //! never make one provider window hold more than the limit.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar;
 use crate::error::{Error, Result};
-use crate::limits::{Amounts, Cost, DayWindow, Dimension, Limits, WindowKind, DIMS, REQ, TOK};
+use crate::limits::{
+    Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, DIMS, REQ, TOK,
+};
 use crate::store::{Decision, RecordId, Reservation, Status, Usage};
 use crate::time::Timestamp;
 
@@ -57,8 +62,19 @@ pub const BUCKETS: u64 = 128;
 /// at least: the longer of this and the window plus the guard band.
 pub const RECORD_RETENTION: Duration = Duration::from_secs(15 * 60);
 
-const SECOND_US: u64 = 1_000_000;
-const DAY_US: u64 = 86_400 * SECOND_US;
+/// The latest instant the state machine accepts as "now" (about year 148,000):
+/// far enough for any clock, small enough that no sum of spans overflows.
+const MAX_NOW: u64 = 1 << 62;
+
+/// Where a record was counted, so that adjusting or refunding it undoes
+/// exactly that, even when the limits changed since.
+const IN_WINDOW: u8 = 1;
+const IN_SECOND: u8 = 2;
+const IN_DAY_RING: u8 = 4;
+const IN_CALENDAR: u8 = 8;
+const IN_BUCKETS: u8 = 16;
+/// Counted for the calendar day after its slot's too (guard band).
+const ZONE_NEXT: u8 = 32;
 
 /// A rolling window as a ring of time buckets with running totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,16 +93,11 @@ impl Ring {
     }
 
     /// Makes sure the bucket width fits `span`; when the window changed,
-    /// moves every bucket to the new bucket holding its end (conservative).
+    /// moves every bucket to the new bucket holding its end (later, so
+    /// conservative).
     fn fit(&mut self, span: u64) {
         let g = Self::width_for(span);
         if self.g == g {
-            return;
-        }
-        if self.g == 0 || self.sums.is_empty() {
-            self.g = g;
-            self.sums.clear();
-            self.totals = [0; DIMS];
             return;
         }
         let old: Vec<(u64, [u64; DIMS])> = self
@@ -99,9 +110,7 @@ impl Ring {
         self.sums.clear();
         self.totals = [0; DIMS];
         for (end, s) in old {
-            // The new bucket whose end is at or after the old end.
-            let b = end.div_ceil(g).saturating_sub(1);
-            self.add_at(b, &s);
+            self.add_at(end.div_ceil(g).saturating_sub(1), &s);
         }
     }
 
@@ -124,36 +133,51 @@ impl Ring {
         }
     }
 
+    /// Adds to bucket `b`, or to the first bucket held when `b` is before it.
     fn add_at(&mut self, b: u64, a: &[u64; DIMS]) {
         if self.sums.is_empty() {
             self.first = b;
         }
-        if b < self.first {
-            // Only reached by regridding: fold into the first bucket (later).
-            let f = self.first;
-            return self.add_at(f, a);
-        }
+        let b = b.max(self.first);
         while self.first + (self.sums.len() as u64) <= b {
             self.sums.push_back([0; DIMS]);
         }
         let i = (b - self.first) as usize;
         for d in 0..DIMS {
-            self.sums[i][d] += a[d];
-            self.totals[d] += a[d];
+            self.sums[i][d] = self.sums[i][d].saturating_add(a[d]);
+            self.totals[d] = self.totals[d].saturating_add(a[d]);
         }
     }
 
+    /// Whether a record at `slot` still counts at `now`.
+    fn counts(&self, slot: u64, now: u64, span: u64) -> bool {
+        self.g > 0 && (slot / self.g + 1) * self.g + span > now
+    }
+
+    /// Adds a new reservation at `slot` (`slot >= now`).
     fn add(&mut self, slot: u64, a: &[u64; DIMS]) {
         self.add_at(slot / self.g, a);
     }
 
-    /// Removes `a` from the bucket of `slot`, if that bucket still counts.
-    fn sub(&mut self, slot: u64, a: &[u64; DIMS]) {
-        if self.g == 0 {
+    /// Adds to a record that still counts. After a regrid its amounts may
+    /// sit in a later bucket than its slot's; adding to the slot's bucket or
+    /// the first held is never later than that, so it never under-counts.
+    fn readd(&mut self, slot: u64, a: &[u64; DIMS], now: u64, span: u64) {
+        if self.counts(slot, now, span) {
+            self.add_at(slot / self.g, a);
+        }
+    }
+
+    /// Removes a record's amounts if it still counts, from its slot's bucket
+    /// or the first held (see [`Ring::readd`]): taking them from an earlier
+    /// bucket than the one holding them only makes the window count more
+    /// between the two buckets' expiries.
+    fn sub(&mut self, slot: u64, a: &[u64; DIMS], now: u64, span: u64) {
+        if !self.counts(slot, now, span) || self.sums.is_empty() {
             return;
         }
-        let b = slot / self.g;
-        if b < self.first || b >= self.first + self.sums.len() as u64 {
+        let b = (slot / self.g).max(self.first);
+        if b >= self.first + self.sums.len() as u64 {
             return;
         }
         let i = (b - self.first) as usize;
@@ -165,9 +189,11 @@ impl Ring {
     }
 
     /// The earliest instant `≥ from` at which the window has room for `a`
-    /// under `limits` (0 = off). Assumes every bucket is at or before `from`.
+    /// under `limits` (0 = off). Every bucket is at or before `from`.
     fn earliest(&self, from: u64, span: u64, a: &[u64; DIMS], limits: &[u64; DIMS]) -> u64 {
-        let fits = |t: &[u64; DIMS]| (0..DIMS).all(|d| limits[d] == 0 || t[d] + a[d] <= limits[d]);
+        let fits = |t: &[u64; DIMS]| {
+            (0..DIMS).all(|d| limits[d] == 0 || t[d].saturating_add(a[d]) <= limits[d])
+        };
         let mut t = self.totals;
         let mut at = from;
         let mut i = 0;
@@ -187,9 +213,9 @@ impl Ring {
         at
     }
 
-    /// What counts at `now` (buckets already pruned to `now`).
-    fn used(&self) -> [u64; DIMS] {
-        self.totals
+    /// Whether nothing in the ring counts at `now`.
+    fn idle(&self, now: u64, span: u64) -> bool {
+        self.sums.is_empty() || self.expiry(self.sums.len() - 1, span) <= now
     }
 }
 
@@ -198,40 +224,151 @@ impl Ring {
 struct Gcra {
     /// Theoretical arrival time: when the bucket will be full again.
     tat: u64,
-    /// The slot of the last reservation that found the bucket full; the
-    /// consumption of reservations before it has drained, so refunding them
-    /// must not credit the bucket.
+    /// When the bucket was last found full; the consumption of reservations
+    /// before then has drained, so giving it back must not credit the bucket.
     full_at: u64,
 }
 
-/// Time (µs) that `amount` occupies in a bucket of `limit` per `window`.
+/// Time (µs) that `amount` occupies in a bucket of `limit` per `window`,
+/// rounded up and capped far beyond any real wait.
 fn emission(amount: u64, limit: u64, window: u64) -> u64 {
     if limit == 0 || amount == 0 {
         return 0;
     }
-    (u128::from(amount) * u128::from(window)).div_ceil(u128::from(limit)) as u64
+    let e = (u128::from(amount) * u128::from(window)).div_ceil(u128::from(limit));
+    e.min(u128::from(MAX_NOW)) as u64
 }
 
-/// Counts of a calendar day, with what is already counted for the next day
-/// by reservations slotted within the guard band before midnight.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct DayCount {
-    day: i64,
-    used: [u64; 2],
-    next: [u64; 2],
+/// Calendar-day counts, from the day of the last "now" to the day of the
+/// last queued slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Days {
+    first: i64,
+    counts: VecDeque<[u64; 2]>,
+}
+
+impl Days {
+    fn get(&self, day: i64) -> [u64; 2] {
+        day.checked_sub(self.first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.counts.get(i).copied())
+            .unwrap_or([0, 0])
+    }
+
+    fn add(&mut self, day: i64, a: [u64; 2]) {
+        if self.counts.is_empty() {
+            self.first = day;
+        }
+        if day < self.first {
+            return; // a past day: no longer counts
+        }
+        while self.first + (self.counts.len() as i64) <= day {
+            self.counts.push_back([0, 0]);
+        }
+        let c = &mut self.counts[(day - self.first) as usize];
+        c[0] = c[0].saturating_add(a[0]);
+        c[1] = c[1].saturating_add(a[1]);
+    }
+
+    fn sub(&mut self, day: i64, a: [u64; 2]) {
+        if day < self.first {
+            return;
+        }
+        if let Some(c) = self.counts.get_mut((day - self.first) as usize) {
+            c[0] = c[0].saturating_sub(a[0]);
+            c[1] = c[1].saturating_sub(a[1]);
+        }
+    }
+
+    /// Drops the days before `today`.
+    fn prune(&mut self, today: i64) {
+        while !self.counts.is_empty() && self.first < today {
+            self.counts.pop_front();
+            self.first += 1;
+        }
+    }
+
+    fn idle(&self, today: i64) -> bool {
+        self.counts
+            .iter()
+            .enumerate()
+            .all(|(i, c)| self.first + (i as i64) < today || *c == [0, 0])
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     slot: u64,
     amounts: Amounts,
-    /// The rps ring and day counters' share (requests and combined tokens).
-    pending: bool,
+    /// When the record is forgotten (its retention ends).
+    expires: u64,
+    /// The calendar day it was counted in (with `IN_CALENDAR`).
+    day: i64,
+    /// Where it was counted: `IN_*` and `ZONE_NEXT` bits.
+    counted: u8,
+}
+
+/// Reservations by id. Ids are handed out in sequence, so the records live
+/// in a deque indexed by `id - first`; a refunded one leaves a hole until
+/// the holes and expired records at the front are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Records {
+    first: u64,
+    slots: VecDeque<Option<Record>>,
+    live: usize,
+}
+
+impl Records {
+    fn index(&self, id: u64) -> Option<usize> {
+        usize::try_from(id.checked_sub(self.first)?).ok()
+    }
+
+    fn get(&self, id: u64) -> Option<&Record> {
+        self.slots.get(self.index(id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Record> {
+        let i = self.index(id)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    fn push(&mut self, id: u64, r: Record) {
+        if self.slots.is_empty() {
+            self.first = id;
+        }
+        self.slots.push_back(Some(r));
+        self.live += 1;
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Record> {
+        let i = self.index(id)?;
+        let r = self.slots.get_mut(i)?.take()?;
+        self.live -= 1;
+        self.trim(0);
+        Some(r)
+    }
+
+    /// Drops holes, and records whose retention ended by `now`, from the
+    /// front.
+    fn trim(&mut self, now: u64) {
+        while let Some(front) = self.slots.front() {
+            match front {
+                Some(r) if r.expires > now => break,
+                Some(_) => self.live -= 1,
+                None => {}
+            }
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
 }
 
 /// The whole state of one key: see the [module docs](self).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyState {
+    /// The next record id. Ids are unique over time, not only within one
+    /// state: a fresh state starts at "now" in microseconds, so a permit
+    /// from a forgotten state can never settle a new reservation.
     next_record: u64,
     /// The slot of the latest reservation made (for smoothing).
     last_slot: u64,
@@ -239,23 +376,13 @@ pub struct KeyState {
     last_id: Option<u64>,
     /// Reservations whose slot was in the future when last looked at.
     pending: BTreeSet<(u64, u64)>,
-    records: HashMap<u64, Record>,
-    /// Record ids in the order their retention ends.
-    expiry: VecDeque<(u64, u64)>,
+    records: Records,
     window: Ring,
     second: Ring,
     day_ring: Ring,
-    day: DayCount,
+    days: Days,
     buckets: [Gcra; DIMS],
     cooldown_until: u64,
-}
-
-/// What a day limit needs: which of the day counters apply.
-fn day_limits(limits: &Limits) -> [u64; 2] {
-    [
-        limits.effective(Dimension::Rpd),
-        limits.effective(Dimension::Tpd),
-    ]
 }
 
 fn day_amounts(a: &Amounts) -> [u64; 2] {
@@ -269,84 +396,99 @@ fn as_ring(a: [u64; 2]) -> [u64; DIMS] {
     r
 }
 
+fn requests_only(a: &Amounts) -> [u64; DIMS] {
+    let mut r = [0; DIMS];
+    r[REQ] = a.0[REQ];
+    r
+}
+
+fn check_now(now: Timestamp) -> Result<u64> {
+    let us = now.as_micros();
+    if us > MAX_NOW {
+        return Err(Error::InvalidNumber {
+            field: "now",
+            reason: format!("{now} is beyond the last instant the limiter handles"),
+        });
+    }
+    Ok(us)
+}
+
+/// The calendar day of `at`, and whether `at + guard` is in the next one.
+fn calendar_day(p: &Plan, at: u64) -> Option<(i64, bool)> {
+    let DayWindow::Calendar {
+        reset_minutes,
+        zone,
+    } = p.day
+    else {
+        return None;
+    };
+    let di = calendar::day_index(&zone, reset_minutes, at as i64);
+    let next = calendar::day_start(&zone, reset_minutes, di + 1);
+    Some((di, ((at + p.guard_us) as i64) >= next))
+}
+
 impl KeyState {
     /// An empty state: nothing reserved.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn spans(limits: &Limits) -> (u64, u64, u64) {
-        let guard = limits.guard_ms * 1000;
-        (
-            limits.window_ms * 1000 + guard,
-            SECOND_US + guard,
-            DAY_US + guard,
-        )
-    }
-
     /// Brings the state up to `now`: drops what no longer counts.
-    fn advance(&mut self, limits: &Limits, now: u64) {
-        let (w, s, d) = Self::spans(limits);
+    fn advance(&mut self, p: &Plan, now: u64) {
+        let (w, s, d) = p.spans;
         self.window.fit(w);
         self.second.fit(s);
         self.day_ring.fit(d);
         self.window.prune(now, w);
         self.second.prune(now, s);
         self.day_ring.prune(now, d);
-        while let Some(&(slot, id)) = self.pending.first() {
+        if let Some((today, _)) = calendar_day(p, now) {
+            self.days.prune(today);
+        }
+        while let Some(&(slot, _)) = self.pending.first() {
             if slot > now {
                 break;
             }
             self.pending.pop_first();
-            if let Some(r) = self.records.get_mut(&id) {
-                r.pending = false;
-            }
         }
-        while let Some(&(until, id)) = self.expiry.front() {
-            if until > now {
-                break;
-            }
-            self.expiry.pop_front();
-            self.records.remove(&id);
-        }
+        self.records.trim(now);
     }
 
-    fn retention(limits: &Limits) -> u64 {
-        let (w, _, _) = Self::spans(limits);
-        w.max(RECORD_RETENTION.as_micros() as u64)
+    fn retention(p: &Plan) -> u64 {
+        p.spans.0.max(RECORD_RETENTION.as_micros() as u64)
     }
 
     /// The earliest slot for `a`, from `now`.
-    fn earliest(&self, limits: &Limits, a: &Amounts, now: u64) -> u64 {
-        let (w, s, d) = Self::spans(limits);
-        let tail = self.pending.last().map_or(0, |p| p.0);
+    fn earliest(&self, p: &Plan, a: &Amounts, now: u64) -> u64 {
+        let (w, s, d) = p.spans;
+        let tail = self.pending.last().map_or(0, |q| q.0);
         let mut at = now.max(tail).max(self.cooldown_until);
-        if let Some(sp) = limits.spacing() {
-            if self.next_record > 0 {
-                at = at.max(self.last_slot + sp.as_micros() as u64);
+        if let Some(sp) = p.spacing_us {
+            if self.last_slot > 0 {
+                at = at.max(self.last_slot + sp);
             }
         }
-        let wl = limits.window_limits();
-        match limits.window_kind {
-            WindowKind::Rolling => at = self.window.earliest(at, w, &a.0, &wl),
+        match p.kind {
+            WindowKind::Rolling => at = self.window.earliest(at, w, &a.0, &p.wl),
             WindowKind::TokenBucket => {
-                let window = limits.window_ms * 1000;
-                let tau = window - limits.guard_ms * 1000;
+                let tau = p.window_us - p.guard_us;
                 for dim in 0..DIMS {
-                    let inc = emission(a.0[dim], wl[dim], window);
+                    let inc = emission(a.0[dim], p.wl[dim], p.window_us);
                     if inc > 0 {
                         let tat = self.buckets[dim].tat;
-                        at = at.max((tat + inc).saturating_sub(tau));
+                        at = at.max(tat.saturating_add(inc).saturating_sub(tau));
                     }
                 }
             }
         }
-        let mut rps = [0; DIMS];
-        rps[REQ] = limits.effective(Dimension::Rps);
-        at = self.second.earliest(at, s, &a.0, &rps);
-        let dl = day_limits(limits);
+        if p.rps > 0 {
+            let mut rps = [0; DIMS];
+            rps[REQ] = p.rps;
+            at = self.second.earliest(at, s, &a.0, &rps);
+        }
+        let dl = p.day_l;
         if dl != [0, 0] {
-            match limits.day {
+            match p.day {
                 DayWindow::Rolling => {
                     at = self.day_ring.earliest(at, d, &a.0, &as_ring(dl));
                 }
@@ -355,88 +497,25 @@ impl KeyState {
                     zone,
                 } => {
                     let da = day_amounts(a);
-                    let fits =
-                        |used: [u64; 2]| (0..2).all(|i| dl[i] == 0 || used[i] + da[i] <= dl[i]);
-                    let guard = limits.guard_ms * 1000;
-                    for _ in 0..4 {
-                        let di = calendar::day_index(&zone, reset_minutes, at as i64);
-                        let zone_next =
-                            calendar::day_index(&zone, reset_minutes, (at + guard) as i64) > di;
-                        let used_today = self.day_used(di);
-                        let ok = fits(used_today) && (!zone_next || fits(self.day_used(di + 1)));
-                        if ok {
+                    let fits = |used: [u64; 2]| {
+                        (0..2).all(|i| dl[i] == 0 || used[i].saturating_add(da[i]) <= dl[i])
+                    };
+                    // Each pass moves to the next day; past the last day
+                    // with counts, everything fits.
+                    for _ in 0..self.days.counts.len() + 3 {
+                        let Some((di, zone_next)) = calendar_day(p, at) else {
+                            break;
+                        };
+                        if fits(self.days.get(di)) && (!zone_next || fits(self.days.get(di + 1))) {
                             break;
                         }
-                        at = calendar::day_start(&zone, reset_minutes, di + 1) as u64;
+                        let next = calendar::day_start(&zone, reset_minutes, di + 1) as u64;
+                        at = at.max(next);
                     }
                 }
             }
         }
         at
-    }
-
-    /// What counts for calendar day `di` so far.
-    fn day_used(&self, di: i64) -> [u64; 2] {
-        if di == self.day.day {
-            self.day.used
-        } else if di == self.day.day + 1 {
-            self.day.next
-        } else {
-            [0, 0]
-        }
-    }
-
-    /// Moves the calendar counters to day `di` (never backwards).
-    fn roll_day(&mut self, di: i64) {
-        if di == self.day.day + 1 {
-            self.day.used = self.day.next;
-            self.day.next = [0, 0];
-            self.day.day = di;
-        } else if di > self.day.day {
-            self.day = DayCount {
-                day: di,
-                used: [0, 0],
-                next: [0, 0],
-            };
-        }
-    }
-
-    /// Adds (or, with `add` false, removes) `a` at `slot` in the calendar
-    /// counters.
-    fn day_apply(&mut self, limits: &Limits, slot: u64, a: [u64; 2], add: bool) {
-        let DayWindow::Calendar {
-            reset_minutes,
-            zone,
-        } = limits.day
-        else {
-            return;
-        };
-        if day_limits(limits) == [0, 0] {
-            return;
-        }
-        let guard = limits.guard_ms * 1000;
-        let di = calendar::day_index(&zone, reset_minutes, slot as i64);
-        let zone_next = calendar::day_index(&zone, reset_minutes, (slot + guard) as i64) > di;
-        if add {
-            self.roll_day(di);
-        }
-        let apply = |c: &mut [u64; 2]| {
-            for i in 0..2 {
-                c[i] = if add {
-                    c[i] + a[i]
-                } else {
-                    c[i].saturating_sub(a[i])
-                };
-            }
-        };
-        if di == self.day.day {
-            apply(&mut self.day.used);
-            if zone_next {
-                apply(&mut self.day.next);
-            }
-        } else if di + 1 == self.day.day && zone_next {
-            apply(&mut self.day.used);
-        }
     }
 
     /// Reserves one request of `cost` at `now`: the state machine's main
@@ -452,18 +531,21 @@ impl KeyState {
         now: Timestamp,
         max_wait: Option<Duration>,
     ) -> Result<Decision> {
-        limits.validate()?;
-        let a = limits.amounts(cost)?;
-        let now_us = now.as_micros();
-        self.advance(limits, now_us);
-        let slot = self.earliest(limits, &a, now_us);
+        let p = &limits.plan()?;
+        let a = p.amounts(cost)?;
+        let now_us = check_now(now)?;
+        self.advance(p, now_us);
+        let slot = self.earliest(p, &a, now_us);
         if let Some(max) = max_wait {
-            if slot - now_us > max.as_micros() as u64 {
+            if slot - now_us > u64::try_from(max.as_micros()).unwrap_or(u64::MAX) {
                 return Ok(Decision::Denied {
                     earliest: Timestamp::from_micros(slot),
                     now,
                 });
             }
+        }
+        if self.records.slots.is_empty() {
+            self.next_record = self.next_record.max(now_us);
         }
         let id = self.next_record;
         self.next_record += 1;
@@ -474,20 +556,20 @@ impl KeyState {
         };
         self.last_slot = self.last_slot.max(slot);
         self.last_id = Some(id);
-        self.commit(limits, slot, &a);
-        let pending = slot > now_us;
-        if pending {
+        let (counted, day) = self.commit(p, slot, &a);
+        if slot > now_us {
             self.pending.insert((slot, id));
         }
-        self.records.insert(
+        self.records.push(
             id,
             Record {
                 slot,
                 amounts: a,
-                pending,
+                expires: slot + Self::retention(p),
+                day,
+                counted,
             },
         );
-        self.expiry.push_back((slot + Self::retention(limits), id));
         Ok(Decision::Reserved(Reservation {
             record: RecordId(id),
             slot: Timestamp::from_micros(slot),
@@ -496,71 +578,94 @@ impl KeyState {
         }))
     }
 
-    /// Which rings count for these limits: (window, second, rolling day).
-    /// A limit turned on later counts from then on.
-    fn rings_on(limits: &Limits) -> (bool, bool, bool) {
-        (
-            limits.window_kind == WindowKind::Rolling && limits.window_limits() != [0; DIMS],
-            limits.rps > 0,
-            limits.day == DayWindow::Rolling && day_limits(limits) != [0, 0],
-        )
-    }
-
-    fn commit(&mut self, limits: &Limits, slot: u64, a: &Amounts) {
-        let (w, s, d) = Self::rings_on(limits);
-        if w {
+    /// Counts a new reservation everywhere its limits count; returns where
+    /// (the `IN_*` bits) and its calendar day.
+    fn commit(&mut self, p: &Plan, slot: u64, a: &Amounts) -> (u8, i64) {
+        let mut counted = 0;
+        let mut day = 0;
+        if p.kind == WindowKind::Rolling && p.wl != [0; DIMS] {
             self.window.add(slot, &a.0);
+            counted |= IN_WINDOW;
         }
-        if s {
-            let mut rps = [0; DIMS];
-            rps[REQ] = a.0[REQ];
-            self.second.add(slot, &rps);
+        if p.rps > 0 {
+            self.second.add(slot, &requests_only(a));
+            counted |= IN_SECOND;
         }
         let da = day_amounts(a);
-        if d {
-            self.day_ring.add(slot, &as_ring(da));
-        }
-        self.day_apply(limits, slot, da, true);
-        if limits.window_kind == WindowKind::TokenBucket {
-            let wl = limits.window_limits();
-            let window = limits.window_ms * 1000;
-            for dim in 0..DIMS {
-                let inc = emission(a.0[dim], wl[dim], window);
-                let b = &mut self.buckets[dim];
-                if b.tat <= slot {
-                    b.full_at = slot;
-                    b.tat = slot + inc;
-                } else {
-                    b.tat += inc;
+        if p.day_l != [0, 0] {
+            match calendar_day(p, slot) {
+                None => {
+                    self.day_ring.add(slot, &as_ring(da));
+                    counted |= IN_DAY_RING;
+                }
+                Some((di, zone_next)) => {
+                    self.days.add(di, da);
+                    day = di;
+                    counted |= IN_CALENDAR;
+                    if zone_next {
+                        self.days.add(di + 1, da);
+                        counted |= ZONE_NEXT;
+                    }
                 }
             }
         }
+        if p.kind == WindowKind::TokenBucket {
+            for dim in 0..DIMS {
+                let inc = emission(a.0[dim], p.wl[dim], p.window_us);
+                let b = &mut self.buckets[dim];
+                if b.tat <= slot {
+                    b.full_at = slot;
+                    b.tat = slot.saturating_add(inc);
+                } else {
+                    b.tat = b.tat.saturating_add(inc);
+                }
+            }
+            counted |= IN_BUCKETS;
+        }
+        (counted, day)
     }
 
-    /// Removes `a` at `slot` everywhere it counts (token buckets too when
-    /// `credit_buckets` is set).
-    fn uncommit(&mut self, limits: &Limits, slot: u64, a: &Amounts, credit_buckets: bool) {
-        self.window.sub(slot, &a.0);
-        let mut rps = [0; DIMS];
-        rps[REQ] = a.0[REQ];
-        self.second.sub(slot, &rps);
+    /// Removes (or, with `add`, adds back) a record's amounts in the
+    /// windows and days it was counted in. Token buckets are handled by
+    /// the callers.
+    fn recount(&mut self, p: &Plan, r: &Record, a: &Amounts, now: u64, add: bool) {
+        let (w, s, d) = p.spans;
         let da = day_amounts(a);
-        self.day_ring.sub(slot, &as_ring(da));
-        self.day_apply(limits, slot, da, false);
-        if credit_buckets && limits.window_kind == WindowKind::TokenBucket {
-            let wl = limits.window_limits();
-            let window = limits.window_ms * 1000;
-            for dim in 0..DIMS {
-                let inc = emission(a.0[dim], wl[dim], window);
-                let b = &mut self.buckets[dim];
-                if slot >= b.full_at {
-                    b.tat = b.tat.saturating_sub(inc);
+        let ring_ops: [(u8, &mut Ring, u64, [u64; DIMS]); 3] = [
+            (IN_WINDOW, &mut self.window, w, a.0),
+            (IN_SECOND, &mut self.second, s, requests_only(a)),
+            (IN_DAY_RING, &mut self.day_ring, d, as_ring(da)),
+        ];
+        for (bit, ring, span, amounts) in ring_ops {
+            if r.counted & bit != 0 {
+                if add {
+                    ring.readd(r.slot, &amounts, now, span);
+                } else {
+                    ring.sub(r.slot, &amounts, now, span);
+                }
+            }
+        }
+        if r.counted & IN_CALENDAR != 0 {
+            let days = if r.counted & ZONE_NEXT != 0 {
+                &[r.day, r.day + 1][..]
+            } else {
+                &[r.day][..]
+            };
+            for &day in days {
+                if add {
+                    self.days.add(day, da);
+                } else {
+                    self.days.sub(day, da);
                 }
             }
         }
     }
 
     /// Replaces a reservation's cost with `actual`.
+    ///
+    /// A reservation can be settled for [`RECORD_RETENTION`] after its slot
+    /// (or its window, if longer); after that it is forgotten, and daily
+    /// counts keep the amounts it had then.
     ///
     /// # Errors
     /// [`Error::UnknownRecord`]; bad numbers. The state is then unchanged.
@@ -571,46 +676,23 @@ impl KeyState {
         actual: &Cost,
         now: Timestamp,
     ) -> Result<()> {
-        limits.validate()?;
+        let p = &limits.plan()?;
         let new = actual.amounts(limits.burndown)?;
-        self.advance(limits, now.as_micros());
-        let Some(r) = self.records.get(&record.0).copied() else {
+        let now_us = check_now(now)?;
+        self.advance(p, now_us);
+        let Some(r) = self.records.get(record.0).copied() else {
             return Err(Error::UnknownRecord(record));
         };
-        // Remove the old amounts and add the new ones at the same slot. The
-        // day and ring counters of a slot in the past stay as they are
-        // (`add` on a pruned bucket is impossible: adds are limited to
-        // buckets that still count).
-        self.uncommit(limits, r.slot, &r.amounts, false);
-        self.recommit(limits, r.slot, &new);
-        let latest = self.last_id == Some(record.0);
-        self.adjust_buckets(limits, r.slot, &r.amounts, &new, now.as_micros(), latest);
-        if let Some(rec) = self.records.get_mut(&record.0) {
+        self.recount(p, &r, &r.amounts, now_us, false);
+        self.recount(p, &r, &new, now_us, true);
+        if r.counted & IN_BUCKETS != 0 {
+            let latest = self.last_id == Some(record.0);
+            self.adjust_buckets(p, r.slot, &r.amounts, &new, now_us, latest);
+        }
+        if let Some(rec) = self.records.get_mut(record.0) {
             rec.amounts = new;
         }
         Ok(())
-    }
-
-    /// Adds `a` at `slot` where that slot still counts (for adjust).
-    fn recommit(&mut self, limits: &Limits, slot: u64, a: &Amounts) {
-        let (w, s, d) = Self::rings_on(limits);
-        let in_ring =
-            |ring: &Ring| ring.g > 0 && slot / ring.g >= ring.first && !ring.sums.is_empty();
-        if w && in_ring(&self.window) {
-            self.window.add(slot, &a.0);
-        }
-        if s && in_ring(&self.second) {
-            let mut rps = [0; DIMS];
-            rps[REQ] = a.0[REQ];
-            self.second.add(slot, &rps);
-        }
-        let da = day_amounts(a);
-        if d && in_ring(&self.day_ring) {
-            self.day_ring.add(slot, &as_ring(da));
-        }
-        // Records never lie in a day after the counters' day, so this only
-        // adds where the slot's day still counts.
-        self.day_apply(limits, slot, da, true);
     }
 
     /// Moves token buckets by the difference between `old` and `new` at
@@ -619,24 +701,23 @@ impl KeyState {
     /// `slot` (else it has drained already).
     fn adjust_buckets(
         &mut self,
-        limits: &Limits,
+        p: &Plan,
         slot: u64,
         old: &Amounts,
         new: &Amounts,
         now: u64,
         latest: bool,
     ) {
-        if limits.window_kind != WindowKind::TokenBucket {
-            return;
-        }
-        let wl = limits.window_limits();
-        let window = limits.window_ms * 1000;
         for dim in 0..DIMS {
-            let before = emission(old.0[dim], wl[dim], window);
-            let after = emission(new.0[dim], wl[dim], window);
+            let before = emission(old.0[dim], p.wl[dim], p.window_us);
+            let after = emission(new.0[dim], p.wl[dim], p.window_us);
             let b = &mut self.buckets[dim];
             if after > before {
-                b.tat = b.tat.max(now) + (after - before);
+                if b.tat <= now {
+                    b.tat = now;
+                    b.full_at = now;
+                }
+                b.tat = b.tat.saturating_add(after - before);
             } else if latest && slot >= b.full_at {
                 b.tat = b.tat.saturating_sub(before - after);
             }
@@ -648,18 +729,21 @@ impl KeyState {
     /// # Errors
     /// [`Error::UnknownRecord`]; the state is then unchanged.
     pub fn refund(&mut self, limits: &Limits, record: RecordId, now: Timestamp) -> Result<()> {
-        limits.validate()?;
-        self.advance(limits, now.as_micros());
-        let Some(r) = self.records.remove(&record.0) else {
+        let p = &limits.plan()?;
+        let now_us = check_now(now)?;
+        self.advance(p, now_us);
+        let Some(r) = self.records.remove(record.0) else {
             return Err(Error::UnknownRecord(record));
         };
         self.pending.remove(&(r.slot, record.0));
+        self.recount(p, &r, &r.amounts, now_us, false);
         // A token bucket is credited only for the latest reservation: the
         // slots of later ones were set with this one's consumption, and
         // crediting it would let the next request crowd them.
-        let latest = self.last_id == Some(record.0);
-        self.uncommit(limits, r.slot, &r.amounts, latest);
-        if latest {
+        if r.counted & IN_BUCKETS != 0 && self.last_id == Some(record.0) {
+            self.adjust_buckets(p, r.slot, &r.amounts, &Amounts::default(), now_us, true);
+        }
+        if self.last_id == Some(record.0) {
             self.last_id = None;
         }
         Ok(())
@@ -680,13 +764,10 @@ impl KeyState {
     /// # Errors
     /// Bad limits.
     pub fn status(&mut self, limits: &Limits, now: Timestamp) -> Result<Status> {
-        limits.validate()?;
-        let now_us = now.as_micros();
-        self.advance(limits, now_us);
+        let p = &limits.plan()?;
+        let now_us = check_now(now)?;
+        self.advance(p, now_us);
         let mut usage = Vec::new();
-        let window = limits.window_ms * 1000;
-        let wl = limits.window_limits();
-        let used_w = self.window.used();
         let per_window = [
             Dimension::Rpm,
             Dimension::Tpm,
@@ -694,34 +775,30 @@ impl KeyState {
             Dimension::OutputTpm,
             Dimension::Ipm,
         ];
+        let today = calendar_day(p, now_us).map(|(d, _)| self.days.get(d));
         for d in Dimension::ALL {
             let limit = limits.effective(d);
             if limit == 0 {
                 continue;
             }
             let used = match d {
-                Dimension::Rps => self.second.used()[REQ],
+                Dimension::Rps => self.second.totals[REQ],
                 Dimension::Rpd | Dimension::Tpd => {
                     let i = usize::from(d == Dimension::Tpd);
-                    match limits.day {
-                        DayWindow::Rolling => self.day_ring.used()[if i == 0 { REQ } else { TOK }],
-                        DayWindow::Calendar {
-                            reset_minutes,
-                            zone,
-                        } => {
-                            self.day_used(calendar::day_index(&zone, reset_minutes, now_us as i64))
-                                [i]
-                        }
+                    match today {
+                        Some(c) => c[i],
+                        None => self.day_ring.totals[if i == 0 { REQ } else { TOK }],
                     }
                 }
                 _ => {
-                    let idx = per_window.iter().position(|p| *p == d).unwrap_or(0);
-                    match limits.window_kind {
-                        WindowKind::Rolling => used_w[idx],
+                    let idx = per_window.iter().position(|q| *q == d).unwrap_or(0);
+                    match p.kind {
+                        WindowKind::Rolling => self.window.totals[idx],
                         WindowKind::TokenBucket => {
                             let ahead = self.buckets[idx].tat.saturating_sub(now_us);
-                            (u128::from(ahead) * u128::from(wl[idx])).div_ceil(u128::from(window))
-                                as u64
+                            let u = (u128::from(ahead) * u128::from(p.wl[idx]))
+                                .div_ceil(u128::from(p.window_us));
+                            u.min(u128::from(u64::MAX)) as u64
                         }
                     }
                 }
@@ -736,7 +813,7 @@ impl KeyState {
             now,
             usage,
             queue_depth: self.pending.len() as u64,
-            queue_tail: self.pending.last().map(|p| Timestamp::from_micros(p.0)),
+            queue_tail: self.pending.last().map(|q| Timestamp::from_micros(q.0)),
             cooldown_until: self.cooldown(now),
         })
     }
@@ -745,29 +822,29 @@ impl KeyState {
     /// store may forget it: no record held, no window or bucket with
     /// anything in it, no calendar day count for today or later, no cooldown.
     pub fn is_idle(&self, limits: &Limits, now: Timestamp) -> bool {
-        let now_us = now.as_micros();
-        let (w, s, d) = Self::spans(limits);
-        let ring_idle =
-            |r: &Ring, span: u64| r.sums.is_empty() || r.expiry(r.sums.len() - 1, span) <= now_us;
-        let today = match limits.day {
-            DayWindow::Calendar {
-                reset_minutes,
-                zone,
-            } => calendar::day_index(&zone, reset_minutes, now_us as i64),
-            DayWindow::Rolling => i64::MAX,
+        let Ok(p) = &limits.plan() else {
+            return false;
         };
-        self.records.is_empty()
-            && ring_idle(&self.window, w)
-            && ring_idle(&self.second, s)
-            && ring_idle(&self.day_ring, d)
+        let now_us = now.as_micros();
+        let (w, s, d) = p.spans;
+        let today = calendar_day(p, now_us.min(MAX_NOW)).map_or(i64::MAX, |(d, _)| d);
+        self.window.idle(now_us, w)
+            && self.second.idle(now_us, s)
+            && self.day_ring.idle(now_us, d)
             && self.buckets.iter().all(|b| b.tat <= now_us)
-            && (self.day.used == [0, 0] && self.day.next == [0, 0] || self.day.day + 1 < today)
+            && self.days.idle(today)
             && self.cooldown_until <= now_us
+            && self
+                .records
+                .slots
+                .iter()
+                .flatten()
+                .all(|r| r.expires <= now_us)
     }
 
     /// How many reservations are held (for adjusting and refunding).
     pub fn records(&self) -> usize {
-        self.records.len()
+        self.records.live
     }
 }
 
@@ -776,6 +853,7 @@ mod tests {
     use super::*;
 
     const T0: u64 = 1_767_225_600_000_000;
+    const DAY_US: u64 = 86_400_000_000;
 
     fn at(us: u64) -> Timestamp {
         Timestamp::from_micros(T0 + us)
@@ -946,5 +1024,159 @@ mod tests {
         s.status(&limits, later).unwrap();
         assert!(s.is_idle(&limits, later));
         assert_eq!(s.records(), 0);
+    }
+
+    // Regressions found in review: each sequence once over-admitted or
+    // panicked.
+
+    #[test]
+    fn refunding_a_waiter_queued_into_tomorrow_keeps_todays_count() {
+        use crate::calendar::TimeZone;
+        let limits = Limits::new()
+            .rpd(2)
+            .guard(Duration::ZERO)
+            .day(DayWindow::Calendar {
+                reset_minutes: 0,
+                zone: TimeZone::Utc,
+            });
+        let mut s = KeyState::new();
+        reserved(s.reserve(&limits, &Cost::request(), at(0), None).unwrap());
+        reserved(s.reserve(&limits, &Cost::request(), at(1), None).unwrap());
+        let c = reserved(s.reserve(&limits, &Cost::request(), at(2), None).unwrap());
+        assert_eq!(c.slot, at(DAY_US));
+        s.refund(&limits, c.record, at(3)).unwrap();
+        let r = reserved(s.reserve(&limits, &Cost::request(), at(4), None).unwrap());
+        assert_eq!(r.slot, at(DAY_US));
+    }
+
+    #[test]
+    fn refunding_a_record_counted_before_a_limit_was_on_takes_nothing_from_others() {
+        let mut s = KeyState::new();
+        let r = reserved(
+            s.reserve(&Limits::new(), &Cost::tokens(500), at(0), None)
+                .unwrap(),
+        );
+        let limits = Limits::new()
+            .tpm(1000)
+            .window(Duration::from_secs(10))
+            .guard(Duration::ZERO);
+        reserved(
+            s.reserve(&limits, &Cost::tokens(1000), at(0), None)
+                .unwrap(),
+        );
+        s.refund(&limits, r.record, at(0)).unwrap();
+        let next = reserved(s.reserve(&limits, &Cost::tokens(500), at(1), None).unwrap());
+        assert!(next.slot >= at(10_000_000));
+    }
+
+    #[test]
+    fn adjust_up_after_the_window_changed_still_counts() {
+        let l60 = Limits::new()
+            .tpm(1000)
+            .window(Duration::from_secs(60))
+            .guard(Duration::ZERO);
+        let l10 = l60.window(Duration::from_secs(10));
+        let mut s = KeyState::new();
+        let r = reserved(s.reserve(&l60, &Cost::tokens(1), at(0), None).unwrap());
+        s.adjust(&l10, r.record, &Cost::tokens(1000), at(1_000_000))
+            .unwrap();
+        let next = reserved(
+            s.reserve(&l10, &Cost::tokens(999), at(1_000_000), None)
+                .unwrap(),
+        );
+        assert!(next.slot >= at(10_000_000));
+    }
+
+    #[test]
+    fn record_ids_are_not_reused_after_a_state_is_forgotten() {
+        let limits = Limits::new().tpm(1000).window(Duration::from_secs(10));
+        let mut s = KeyState::new();
+        let old = reserved(s.reserve(&limits, &Cost::tokens(10), at(0), None).unwrap());
+        let later = at(20 * 60 * 1_000_000);
+        assert!(s.is_idle(&limits, later));
+        let mut fresh = KeyState::new();
+        let new = reserved(
+            fresh
+                .reserve(&limits, &Cost::tokens(1000), later, None)
+                .unwrap(),
+        );
+        assert_ne!(old.record, new.record);
+        assert!(matches!(
+            fresh.adjust(&limits, old.record, &Cost::tokens(10), later),
+            Err(Error::UnknownRecord(_))
+        ));
+    }
+
+    #[test]
+    fn token_bucket_credit_after_a_rebase_does_not_refill_drained_tokens() {
+        let limits = Limits::new()
+            .tpm(1000)
+            .window(Duration::from_secs(10))
+            .guard(Duration::ZERO)
+            .window_kind(WindowKind::TokenBucket);
+        let mut s = KeyState::new();
+        let p = reserved(s.reserve(&limits, &Cost::tokens(100), at(0), None).unwrap());
+        let l = reserved(s.reserve(&limits, &Cost::tokens(500), at(0), None).unwrap());
+        s.adjust(&limits, p.record, &Cost::tokens(600), at(20_000_000))
+            .unwrap();
+        s.refund(&limits, l.record, at(20_000_000)).unwrap();
+        let r = reserved(
+            s.reserve(&limits, &Cost::tokens(1000), at(20_000_000), None)
+                .unwrap(),
+        );
+        assert!(r.slot >= at(25_000_000), "{:?}", r.slot);
+    }
+
+    #[test]
+    fn huge_but_valid_amounts_neither_wrap_nor_panic() {
+        use crate::MAX_AMOUNT;
+        let limits = Limits::new()
+            .tpm(1000)
+            .window(Duration::from_secs(60))
+            .guard(Duration::ZERO)
+            .window_kind(WindowKind::TokenBucket);
+        let mut s = KeyState::new();
+        let a = reserved(
+            s.reserve(&limits, &Cost::tokens(1000), at(0), None)
+                .unwrap(),
+        );
+        s.adjust(&limits, a.record, &Cost::tokens(MAX_AMOUNT), at(0))
+            .unwrap();
+        let r = reserved(
+            s.reserve(&limits, &Cost::tokens(1000), at(0), None)
+                .unwrap(),
+        );
+        assert!(r.slot >= at(60_000_000));
+        // A dimension that is off still sums without overflow.
+        let limits = Limits::new().rpm(20_000);
+        let mut s = KeyState::new();
+        for _ in 0..20_000 {
+            reserved(
+                s.reserve(&limits, &Cost::tokens(MAX_AMOUNT), at(0), None)
+                    .unwrap(),
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_times_and_waits_are_handled() {
+        let limits = Limits::new().rpm(1);
+        let mut s = KeyState::new();
+        assert!(matches!(
+            s.reserve(
+                &limits,
+                &Cost::request(),
+                Timestamp::from_micros(u64::MAX - 1000),
+                None
+            ),
+            Err(Error::InvalidNumber { field: "now", .. })
+        ));
+        reserved(s.reserve(&limits, &Cost::request(), at(0), None).unwrap());
+        let huge = Duration::from_secs(1 << 58);
+        assert!(matches!(
+            s.reserve(&limits, &Cost::request(), at(0), Some(huge))
+                .unwrap(),
+            Decision::Reserved(_)
+        ));
     }
 }

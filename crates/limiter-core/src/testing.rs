@@ -3,9 +3,9 @@
 //!
 //! A store crate stamps the whole suite out as tests with one macro call,
 //! giving a factory that builds a fresh store on the manual clock it is
-//! handed:
+//! handed (this is `limiter-memory`'s `tests/conformance.rs`):
 //!
-//! ```ignore
+//! ```text
 //! limiter_core::conformance_suite!(|clock: limiter_core::ManualClock| async move {
 //!     std::sync::Arc::new(limiter_memory::MemoryStore::with_clock(clock))
 //!         as std::sync::Arc<dyn limiter_core::Store>
