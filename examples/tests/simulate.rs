@@ -1,0 +1,47 @@
+//! Runs the simulation binary end to end: no 429 may reach the workers.
+
+use std::process::Command;
+
+#[test]
+fn simulation_sends_no_call_the_provider_rejects() {
+    let out = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args([
+            "--duration",
+            "6",
+            "--window",
+            "2",
+            "--guard-ms",
+            "250",
+            "--workers",
+            "16",
+            "--no-baseline",
+            "--json",
+        ])
+        .output()
+        .expect("the simulation runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["rejected_429"], 0, "{v}");
+    assert!(v["calls"].as_u64().unwrap() > 20, "{v}");
+    // A loose floor: the precise figure is the simulation's own job.
+    assert!(v["utilisation"].as_f64().unwrap() > 0.5, "{v}");
+    for key in ["wait_p50_ms", "wait_p99_ms", "binding_limit"] {
+        assert!(!v[key].is_null(), "{key} missing in {v}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(["--workers", "0"])
+        .output()
+        .expect("the simulation runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+}
