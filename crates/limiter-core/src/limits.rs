@@ -663,9 +663,21 @@ impl Cost {
                 ));
             }
         }
-        let weighted = (self.output_tokens as f64 * burndown).ceil();
-        let tok = self.input_tokens as f64 + weighted;
-        if !tok.is_finite() || tok > MAX_AMOUNT as f64 {
+        let tok = if burndown == 1.0 {
+            // Exact in integers: both are at most 2^50.
+            self.input_tokens + self.output_tokens
+        } else {
+            let weighted = (self.output_tokens as f64 * burndown).ceil();
+            let tok = self.input_tokens as f64 + weighted;
+            if !tok.is_finite() || tok > MAX_AMOUNT as f64 {
+                return Err(Error::number(
+                    "output_tokens",
+                    format!("input + output × burndown = {tok} is above the maximum {MAX_AMOUNT}"),
+                ));
+            }
+            tok as u64
+        };
+        if tok > MAX_AMOUNT {
             return Err(Error::number(
                 "output_tokens",
                 format!("input + output × burndown = {tok} is above the maximum {MAX_AMOUNT}"),
@@ -673,7 +685,7 @@ impl Cost {
         }
         Ok(Amounts([
             1,
-            tok as u64,
+            tok,
             self.input_tokens,
             self.output_tokens,
             self.images,

@@ -383,7 +383,37 @@ pub struct KeyState {
     days: Days,
     buckets: [Gcra; DIMS],
     cooldown_until: u64,
+    /// The plan of the limits last used; not part of the state proper.
+    #[serde(skip)]
+    plan: PlanCache,
 }
+
+/// The last limits seen and their [`Plan`], so that a key called with the
+/// same limits again (the usual case) skips validating and deriving them.
+#[derive(Clone, Debug, Default)]
+struct PlanCache(Option<(Limits, Plan)>);
+
+impl PlanCache {
+    fn get(&mut self, limits: &Limits) -> Result<Plan> {
+        if let Some((l, p)) = &self.0 {
+            if l == limits {
+                return Ok(*p);
+            }
+        }
+        let p = limits.plan()?;
+        self.0 = Some((*limits, p));
+        Ok(p)
+    }
+}
+
+/// A cache is not state: two states are equal whatever they cached.
+impl PartialEq for PlanCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PlanCache {}
 
 fn day_amounts(a: &Amounts) -> [u64; 2] {
     [a.0[REQ], a.0[TOK]]
@@ -531,7 +561,7 @@ impl KeyState {
         now: Timestamp,
         max_wait: Option<Duration>,
     ) -> Result<Decision> {
-        let p = &limits.plan()?;
+        let p = &self.plan.get(limits)?;
         let a = p.amounts(cost)?;
         let now_us = check_now(now)?;
         self.advance(p, now_us);
@@ -676,7 +706,7 @@ impl KeyState {
         actual: &Cost,
         now: Timestamp,
     ) -> Result<()> {
-        let p = &limits.plan()?;
+        let p = &self.plan.get(limits)?;
         let new = actual.amounts(limits.burndown)?;
         let now_us = check_now(now)?;
         self.advance(p, now_us);
@@ -729,7 +759,7 @@ impl KeyState {
     /// # Errors
     /// [`Error::UnknownRecord`]; the state is then unchanged.
     pub fn refund(&mut self, limits: &Limits, record: RecordId, now: Timestamp) -> Result<()> {
-        let p = &limits.plan()?;
+        let p = &self.plan.get(limits)?;
         let now_us = check_now(now)?;
         self.advance(p, now_us);
         let Some(r) = self.records.remove(record.0) else {
@@ -764,7 +794,7 @@ impl KeyState {
     /// # Errors
     /// Bad limits.
     pub fn status(&mut self, limits: &Limits, now: Timestamp) -> Result<Status> {
-        let p = &limits.plan()?;
+        let p = &self.plan.get(limits)?;
         let now_us = check_now(now)?;
         self.advance(p, now_us);
         let mut usage = Vec::new();

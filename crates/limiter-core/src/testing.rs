@@ -137,6 +137,7 @@ macro_rules! conformance_suite {
             limits_can_change_at_run_time,
             prop_rolling_holds_limits_fifo_and_precision,
             prop_token_bucket_holds,
+            prop_calendar_day_holds,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -162,6 +163,7 @@ where
     match name {
         "prop_rolling_holds_limits_fifo_and_precision" => props::rolling(make),
         "prop_token_bucket_holds" => props::token_bucket(make),
+        "prop_calendar_day_holds" => props::calendar(make),
         _ => run_check(name, make, check),
     }
 }
@@ -702,6 +704,11 @@ pub mod checks {
     /// See `props`: token buckets never admit more than bucket plus refill.
     pub async fn prop_token_bucket_holds(_h: Harness) {}
 
+    /// See `props`: calendar days (Los Angeles, any reset time) never hold
+    /// more than the daily limits, a slot late by the guard band counting
+    /// for both days.
+    pub async fn prop_calendar_day_holds(_h: Harness) {}
+
     /// Limits may change at run time: lowering them takes effect at once.
     pub async fn limits_can_change_at_run_time(h: Harness) {
         let l = h.limiter(Limits::new().rpm(10).window(secs(10)));
@@ -863,6 +870,18 @@ mod props {
         })
     }
 
+    /// An unknown record is fine only once its retention has ended; it then
+    /// keeps counting as it was.
+    fn forgotten(clock: &ManualClock, l: &Limits, r: &Rec, e: Error) -> Result<(), TestCaseError> {
+        let retention = crate::state::RECORD_RETENTION
+            .max(l.window_duration() + l.guard_duration())
+            .as_micros() as u64;
+        match e {
+            Error::UnknownRecord(_) if clock.now().as_micros() >= r.slot + retention => Ok(()),
+            e => Err(TestCaseError::fail(format!("record {}: {e}", r.id))),
+        }
+    }
+
     fn pick(log: &[Rec], pick: usize) -> Option<usize> {
         let live: Vec<usize> = (0..log.len()).filter(|&i| log[i].live).collect();
         (!live.is_empty()).then(|| live[pick % live.len()])
@@ -914,20 +933,18 @@ mod props {
                             c.input_tokens * percent / 100,
                             c.output_tokens * percent / 100,
                         );
-                        store
-                            .adjust(key, l, log[i].id, &new)
-                            .await
-                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                        log[i].cost = new;
+                        match store.adjust(key, l, log[i].id, &new).await {
+                            Ok(()) => log[i].cost = new,
+                            Err(e) => forgotten(clock, l, &log[i], e)?,
+                        }
                     }
                 }
                 Op::Refund { pick: p } => {
                     if let Some(i) = pick(&log, p) {
-                        store
-                            .refund(key, l, log[i].id)
-                            .await
-                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                        log[i].live = false;
+                        match store.refund(key, l, log[i].id).await {
+                            Ok(()) => log[i].live = false,
+                            Err(e) => forgotten(clock, l, &log[i], e)?,
+                        }
                     }
                 }
                 Op::Advance { micros } => clock.advance(Duration::from_micros(micros)),
@@ -1026,6 +1043,76 @@ mod props {
                             );
                         }
                     }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Calendar days: for every local day, the reservations slotted in it,
+    /// plus those slotted within the guard band before it, stay within the
+    /// daily limits; slots are FIFO.
+    pub(super) fn calendar<M, MF>(make: M)
+    where
+        M: Fn(ManualClock) -> MF,
+        MF: Future<Output = Arc<dyn Store>>,
+    {
+        let rt = runtime();
+        let clock = ManualClock::new();
+        let store = rt.block_on(make(clock.clone()));
+        let ops = proptest::collection::vec(
+            prop_oneof![
+                4 => (1u64..400, 0u64..300).prop_map(|(input, output)| Op::Acquire { input, output }),
+                1 => (any::<usize>(), 0u64..100).prop_map(|(pick, percent)| Op::AdjustDown { pick, percent }),
+                1 => any::<usize>().prop_map(|pick| Op::Refund { pick }),
+                2 => (0u64..30_000_000_000).prop_map(|micros| Op::Advance { micros }),
+            ],
+            1..60,
+        );
+        let strategy = (1u64..8, 0u64..3000, 0u32..1440, 0u64..60_000, ops);
+        runner()
+            .run(&strategy, |(rpd, tpd, reset, guard, ops)| {
+                let day = DayWindow::Calendar {
+                    reset_minutes: reset,
+                    zone: TimeZone::US_PACIFIC,
+                };
+                let limits = Limits::new()
+                    .rpd(rpd)
+                    .tpd(if tpd < 700 { 0 } else { tpd })
+                    .guard(ms(guard))
+                    .day(day);
+                let key = unique_key("prop-calendar");
+                let log =
+                    rt.block_on(apply(&store, &clock, &key, &limits, &ops, |_, _, _, _| {
+                        Ok(())
+                    }))?;
+                let zone = TimeZone::US_PACIFIC;
+                let mut per_day: std::collections::BTreeMap<i64, [u64; 2]> = Default::default();
+                for r in log.iter().filter(|r| r.live) {
+                    let d = crate::day_index(&zone, reset, r.slot as i64);
+                    let late = crate::day_index(&zone, reset, (r.slot + guard * 1000) as i64) > d;
+                    let a = [1, r.cost.weighted_tokens(limits.burndown).unwrap()];
+                    for day in [Some(d), late.then_some(d + 1)].into_iter().flatten() {
+                        let e = per_day.entry(day).or_default();
+                        e[0] += a[0];
+                        e[1] += a[1];
+                    }
+                }
+                for (d, used) in per_day {
+                    prop_assert!(
+                        used[0] <= limits.rpd,
+                        "day {}: {} requests > {}",
+                        d,
+                        used[0],
+                        limits.rpd
+                    );
+                    prop_assert!(
+                        limits.tpd == 0 || used[1] <= limits.tpd,
+                        "day {}: {} tokens > {}",
+                        d,
+                        used[1],
+                        limits.tpd
+                    );
                 }
                 Ok(())
             })

@@ -59,8 +59,11 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// Keys hash with foldhash: fast on short strings, seeded per process.
+type Keys = DashMap<Box<str>, Mutex<Entry>, foldhash::fast::RandomState>;
+
 struct Inner {
-    keys: DashMap<Box<str>, Mutex<Entry>>,
+    keys: Keys,
     clock: Arc<dyn Clock>,
     ops: AtomicU64,
     next_sweep: AtomicU64,
@@ -96,7 +99,7 @@ impl MemoryStore {
     pub fn with_clock(clock: impl Clock) -> Self {
         MemoryStore {
             inner: Arc::new(Inner {
-                keys: DashMap::new(),
+                keys: Keys::default(),
                 clock: Arc::new(clock),
                 ops: AtomicU64::new(0),
                 next_sweep: AtomicU64::new(SWEEP_EVERY),
@@ -174,7 +177,7 @@ impl Store for MemoryStore {
         cost: &Cost,
         max_wait: Option<Duration>,
     ) -> Result<Decision> {
-        limits.validate()?;
+        // The state machine validates limits and cost before any change.
         self.with_key(key, limits, |s, now| s.reserve(limits, cost, now, max_wait))
     }
 
@@ -196,7 +199,6 @@ impl Store for MemoryStore {
     }
 
     async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
-        limits.validate()?;
         match self.inner.keys.get(key) {
             Some(e) => e
                 .lock()
