@@ -10,6 +10,10 @@
 //!   the [`SystemClock`] and the [`ManualClock`] for tests;
 //! - [`Limiter`] and [`Permit`], what users call, and [`BlockingLimiter`] for
 //!   code that is not async;
+//! - store faults: [`ResilientStore`] wraps a primary store with a
+//!   [`RetryPolicy`] (backoff with jitter) and a [`Degradation`] policy (fail
+//!   open, fail closed, or a local fallback store holding this process's
+//!   share of the quota);
 //! - the conformance suite every store must pass (module `testing`, feature
 //!   `testing`).
 //!
@@ -54,6 +58,7 @@ mod calendar;
 mod error;
 mod limiter;
 mod limits;
+mod resilient;
 pub mod state;
 mod store;
 mod time;
@@ -65,7 +70,10 @@ pub mod testing;
 pub use calendar::{day_index, day_start, TimeZone};
 pub use error::{BoxError, Error, Result};
 pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, NotUntil, Permit};
-pub use limits::{Cost, DayWindow, Dimension, Limits, WindowKind, MAX_AMOUNT};
+pub use limits::{Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, MAX_AMOUNT};
+pub use resilient::{
+    Degradation, RecordOrigin, ResilientStore, ResilientStoreBuilder, RetryPolicy,
+};
 pub use state::KeyState;
 pub use store::{Decision, RecordId, Reservation, Status, Store, Usage};
 pub use time::{Clock, ManualClock, Sleep, SystemClock, Timestamp};

@@ -460,7 +460,10 @@ impl Limits {
     }
 
     /// Validates and reduces these limits to a [`Plan`].
-    pub(crate) fn plan(&self) -> Result<Plan> {
+    ///
+    /// # Errors
+    /// As [`Limits::validate`].
+    pub fn plan(&self) -> Result<Plan> {
         self.validate()?;
         let guard_us = self.guard_ms * 1000;
         let window_us = self.window_ms * 1000;
@@ -506,10 +509,15 @@ impl Limits {
     }
 }
 
-/// Limits checked and reduced to what the state machine reads on every
-/// call, so that no float arithmetic is repeated per dimension.
+/// Limits checked and reduced to what the admission state machine reads on
+/// every call, so that no float arithmetic is repeated per dimension.
+///
+/// For implementers of [`Store`](crate::Store) that port the state machine
+/// (the Redis store passes these numbers to its scripts): get one with
+/// [`Limits::plan`], and the counted amounts of a request with
+/// [`Plan::amounts`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Plan {
+pub struct Plan {
     pub(crate) window_us: u64,
     pub(crate) guard_us: u64,
     /// Spans of the per-window, per-second and rolling-day rings.
@@ -529,9 +537,78 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// The per-window limits' window, µs.
+    pub fn window_us(&self) -> u64 {
+        self.window_us
+    }
+
+    /// The guard band, µs.
+    pub fn guard_us(&self) -> u64 {
+        self.guard_us
+    }
+
+    /// How long a reservation counts in the per-window, per-second and
+    /// rolling-day windows: each window plus the guard band, µs.
+    pub fn spans_us(&self) -> (u64, u64, u64) {
+        self.spans
+    }
+
+    /// Effective per-window limits (0 = off) in the order of
+    /// [`Amounts::get`]: requests, combined tokens, input, output, images.
+    pub fn window_limits(&self) -> [u64; 5] {
+        self.wl
+    }
+
+    /// Effective requests per second (0 = off).
+    pub fn rps(&self) -> u64 {
+        self.rps
+    }
+
+    /// Effective requests and combined tokens per day (0 = off).
+    pub fn day_limits(&self) -> [u64; 2] {
+        self.day_l
+    }
+
+    /// Minimum spacing of slots, µs, when smoothing is on.
+    pub fn spacing_us(&self) -> Option<u64> {
+        self.spacing_us
+    }
+
+    /// How the per-window limits count.
+    pub fn window_kind(&self) -> WindowKind {
+        self.kind
+    }
+
+    /// How the daily limits count.
+    pub fn day_window(&self) -> DayWindow {
+        self.day
+    }
+
+    /// How long a reservation stays adjustable after its slot, µs: the
+    /// longer of [`RECORD_RETENTION`](crate::state::RECORD_RETENTION) and
+    /// the window plus guard band.
+    pub fn retention_us(&self) -> u64 {
+        self.spans
+            .0
+            .max(crate::state::RECORD_RETENTION.as_micros() as u64)
+    }
+
+    /// The counted amounts of a request's real usage, for settling: numbers
+    /// are checked, limits are not (usage is what it was).
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] for numbers out of range.
+    pub fn usage_amounts(&self, cost: &Cost) -> Result<Amounts> {
+        cost.amounts(self.burndown)
+    }
+
     /// Checks a request against the limits: its numbers are in range and no
     /// enabled limit is too small to ever admit it. Returns what it counts.
-    pub(crate) fn amounts(&self, cost: &Cost) -> Result<Amounts> {
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] for numbers out of range,
+    /// [`Error::ExceedsLimit`] for a request no limit could ever admit.
+    pub fn amounts(&self, cost: &Cost) -> Result<Amounts> {
         let a = cost.amounts(self.burndown)?;
         let asks = [1, 1, 1, a.0[TOK], a.0[TOK], a.0[INP], a.0[OUT], a.0[IMG]];
         for ((dimension, requested), max) in Dimension::ALL.into_iter().zip(asks).zip(self.max) {
@@ -560,10 +637,18 @@ pub(crate) const IMG: usize = 4;
 /// Number of counted quantities.
 pub(crate) const DIMS: usize = 5;
 
-/// What one request counts in each quantity: requests, combined tokens,
-/// input tokens, output tokens, images.
+/// What one request counts in each quantity: requests, combined tokens
+/// (output weighted by the burndown rate), input tokens, output tokens,
+/// images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Amounts(pub(crate) [u64; DIMS]);
+pub struct Amounts(pub(crate) [u64; DIMS]);
+
+impl Amounts {
+    /// The five amounts, in the order above.
+    pub fn get(&self) -> [u64; DIMS] {
+        self.0
+    }
+}
 
 /// The cost of one request: its tokens and images.
 ///

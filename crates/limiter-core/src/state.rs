@@ -485,7 +485,7 @@ impl KeyState {
     }
 
     fn retention(p: &Plan) -> u64 {
-        p.spans.0.max(RECORD_RETENTION.as_micros() as u64)
+        p.retention_us()
     }
 
     /// The earliest slot for `a`, from `now`.

@@ -1,0 +1,216 @@
+//! The store logic shared by both clients: arguments in, replies out.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use limiter_core::{
+    Clock, Cost, Decision, Limits, RecordId, Result, Status, SystemClock, Timestamp,
+};
+
+use crate::args::{self, Op};
+use crate::keys::KeyLayout;
+
+/// A client that can run the scripts: EVALSHA, loading a script and trying
+/// again when the server answers NOSCRIPT.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Runs `op`'s script; the reply is an array of integers.
+    async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>>;
+}
+
+/// Where "now" comes from.
+#[derive(Clone)]
+pub(crate) enum TimeSource {
+    /// The Redis server's `TIME`, read inside each script.
+    Server,
+    /// A clock of the caller's (a manual clock in tests), passed to each
+    /// script.
+    Clock(Arc<dyn Clock>),
+}
+
+impl fmt::Debug for TimeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeSource::Server => f.write_str("Server"),
+            TimeSource::Clock(c) => write!(f, "Clock({c:?})"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Core<B> {
+    pub(crate) backend: B,
+    pub(crate) layout: KeyLayout,
+    pub(crate) time: TimeSource,
+}
+
+impl<B: Backend> Core<B> {
+    fn now(&self) -> Option<Timestamp> {
+        match &self.time {
+            TimeSource::Server => None,
+            TimeSource::Clock(c) => Some(c.now()),
+        }
+    }
+
+    fn args(&self, limits: &Limits) -> Result<(limiter_core::Plan, Vec<String>)> {
+        let plan = limits.plan()?;
+        let mut args = Vec::with_capacity(30);
+        args.push(args::now_arg(self.now()));
+        args::plan_args(&plan, &mut args);
+        Ok((plan, args))
+    }
+
+    pub(crate) async fn reserve(
+        &self,
+        key: &str,
+        limits: &Limits,
+        cost: &Cost,
+        max_wait: Option<Duration>,
+    ) -> Result<Decision> {
+        let (plan, mut args) = self.args(limits)?;
+        let a = plan.amounts(cost)?;
+        args::amounts_args(&a, &mut args);
+        args.push(args::max_wait_arg(max_wait));
+        let reply = self
+            .backend
+            .eval(Op::Reserve, &self.layout.keys(key), args)
+            .await?;
+        args::decode_reserve(&reply)
+    }
+
+    pub(crate) async fn adjust(
+        &self,
+        key: &str,
+        limits: &Limits,
+        record: RecordId,
+        actual: &Cost,
+    ) -> Result<()> {
+        let (plan, mut args) = self.args(limits)?;
+        let a = plan.usage_amounts(actual)?;
+        args.push(record.0.to_string());
+        args::amounts_args(&a, &mut args);
+        let reply = self
+            .backend
+            .eval(Op::Adjust, &self.layout.keys(key), args)
+            .await?;
+        args::decode_done("adjust", record, &reply)
+    }
+
+    pub(crate) async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
+        let (_, mut args) = self.args(limits)?;
+        args.push(record.0.to_string());
+        let reply = self
+            .backend
+            .eval(Op::Refund, &self.layout.keys(key), args)
+            .await?;
+        args::decode_done("refund", record, &reply)
+    }
+
+    pub(crate) async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
+        let (_, args) = self.args(limits)?;
+        let reply = self
+            .backend
+            .eval(Op::Status, &self.layout.keys(key), args)
+            .await?;
+        args::decode_status(limits, &reply)
+    }
+
+    async fn cooldown_call(&self, key: &str, set: Option<Timestamp>) -> Result<Option<Timestamp>> {
+        let [state, _] = self.layout.keys(key);
+        let mut args = vec![args::now_arg(self.now())];
+        match set {
+            Some(until) => args.extend([
+                "set".to_string(),
+                until.as_micros().to_string(),
+                // Keep the key a minute past the cooldown's end.
+                "60000".to_string(),
+            ]),
+            None => args.push("get".to_string()),
+        }
+        let reply = self.backend.eval(Op::Cooldown, &[state], args).await?;
+        match reply.as_slice() {
+            [0] => Ok(None),
+            [t] if *t > 0 => Ok(Some(Timestamp::from_micros(*t as u64))),
+            other => Err(limiter_core::Error::store(
+                format!("unexpected reply from the cooldown script: {other:?}"),
+                false,
+            )),
+        }
+    }
+
+    pub(crate) async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
+        self.cooldown_call(key, Some(until)).await.map(|_| ())
+    }
+
+    pub(crate) async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
+        self.cooldown_call(key, None).await
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        match &self.time {
+            TimeSource::Server => Arc::new(SystemClock),
+            TimeSource::Clock(c) => c.clone(),
+        }
+    }
+}
+
+/// Implements `Store` for a public store type holding `core: Core<B>`.
+macro_rules! impl_store {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl limiter_core::Store for $ty {
+            async fn reserve(
+                &self,
+                key: &str,
+                limits: &limiter_core::Limits,
+                cost: &limiter_core::Cost,
+                max_wait: Option<std::time::Duration>,
+            ) -> limiter_core::Result<limiter_core::Decision> {
+                self.core.reserve(key, limits, cost, max_wait).await
+            }
+            async fn adjust(
+                &self,
+                key: &str,
+                limits: &limiter_core::Limits,
+                record: limiter_core::RecordId,
+                actual: &limiter_core::Cost,
+            ) -> limiter_core::Result<()> {
+                self.core.adjust(key, limits, record, actual).await
+            }
+            async fn refund(
+                &self,
+                key: &str,
+                limits: &limiter_core::Limits,
+                record: limiter_core::RecordId,
+            ) -> limiter_core::Result<()> {
+                self.core.refund(key, limits, record).await
+            }
+            async fn set_cooldown(
+                &self,
+                key: &str,
+                until: limiter_core::Timestamp,
+            ) -> limiter_core::Result<()> {
+                self.core.set_cooldown(key, until).await
+            }
+            async fn cooldown(
+                &self,
+                key: &str,
+            ) -> limiter_core::Result<Option<limiter_core::Timestamp>> {
+                self.core.cooldown(key).await
+            }
+            async fn status(
+                &self,
+                key: &str,
+                limits: &limiter_core::Limits,
+            ) -> limiter_core::Result<limiter_core::Status> {
+                self.core.status(key, limits).await
+            }
+            fn clock(&self) -> std::sync::Arc<dyn limiter_core::Clock> {
+                self.core.clock()
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

@@ -1,0 +1,391 @@
+-- llm-limiter: the FIFO admission state machine of limiter-core
+-- (crates/limiter-core/src/state.rs), ported to Lua. Every operation is one
+-- script call, atomic on the server. Times are integer microseconds held in
+-- Lua numbers (doubles: exact below 2^53).
+--
+-- KEYS[1]  hash: the key's state     KEYS[2]  sorted set: waiting slots
+-- ARGV[1]  now in µs, or "" to read the server's TIME
+-- ARGV[2..22]  the limits, checked and derived by the client (see args.rs)
+-- ARGV[23..]   the operation's own arguments
+local H, Q = KEYS[1], KEYS[2]
+local BUCKETS = 128
+local DIMS = 5
+
+local function n(i) return tonumber(ARGV[i]) end
+local function fmt(x) return string.format('%.0f', x) end
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local function split(s, k)
+  local t = {}
+  if s then for v in string.gmatch(s, '[^,]+') do t[#t + 1] = tonumber(v) end end
+  for i = #t + 1, k do t[i] = 0 end
+  return t
+end
+local function join(t, k)
+  local p = {}
+  for i = 1, k do p[i] = fmt(t[i]) end
+  return table.concat(p, ',')
+end
+local function has(bits, b) return math.floor(bits / b) % 2 == 1 end
+
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = n(1)
+end
+
+local P = {
+  window = n(2), guard = n(3), span_w = n(4), span_s = n(5), span_d = n(6),
+  wl = { n(7), n(8), n(9), n(10), n(11) }, rps = n(12), dl = { n(13), n(14) },
+  spacing = n(15), bucket = n(16) == 1, calendar = n(17) == 1, reset = n(18),
+  us_dst = n(19) == 1, offset = n(20), retention = n(21), keep = n(22),
+}
+local day_on = P.dl[1] > 0 or P.dl[2] > 0
+local wl_on = false
+for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
+
+-- Scalars of the state, read at once.
+local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wf', 'wn', 'wt', 'sg', 'sf', 'sn', 'st',
+  'dg', 'df', 'dn', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl' }
+local S = {}
+do
+  local v = redis.call('HMGET', H, unpack(F))
+  for i, f in ipairs(F) do S[f] = v[i] end
+end
+local function sn(f) return tonumber(S[f]) or 0 end
+local st = { nr = sn('nr'), ls = sn('ls'), li = tonumber(S.li) or -1, cd = sn('cd'),
+  yf = sn('yf'), yn = sn('yn'), rf = sn('rf'), rn = sn('rn'), rl = sn('rl') }
+local B = split(S.b, 2 * DIMS) -- tat1..5, full1..5
+
+local function ring(p)
+  return { p = p, g = sn(p .. 'g'), first = sn(p .. 'f'), n = sn(p .. 'n'), tot = split(S[p .. 't'], DIMS) }
+end
+local W, SEC, DR = ring('w'), ring('s'), ring('d')
+
+-- Ring ----------------------------------------------------------------------
+local function rget(r, b) return split(redis.call('HGET', H, r.p .. ':' .. fmt(b)), DIMS) end
+local function rset(r, b, v)
+  local z = true
+  for d = 1, DIMS do if v[d] ~= 0 then z = false end end
+  if z then redis.call('HDEL', H, r.p .. ':' .. fmt(b)) else redis.call('HSET', H, r.p .. ':' .. fmt(b), join(v, DIMS)) end
+end
+local function expiry(r, i, span) return (r.first + i + 1) * r.g + span end
+
+local function add_at(r, b, a)
+  if r.n == 0 then r.first = b end
+  if b < r.first then b = r.first end
+  if b - r.first + 1 > r.n then r.n = b - r.first + 1 end
+  local v = rget(r, b)
+  for d = 1, DIMS do v[d] = v[d] + a[d]; r.tot[d] = r.tot[d] + a[d] end
+  rset(r, b, v)
+end
+
+local function fit(r, span)
+  local g = math.max(idiv(span, BUCKETS), 1)
+  if r.g == g then return end
+  local old = {}
+  for i = 0, r.n - 1 do
+    local b = r.first + i
+    old[#old + 1] = { (b + 1) * r.g, rget(r, b) }
+    redis.call('HDEL', H, r.p .. ':' .. fmt(b))
+  end
+  r.g, r.n, r.first = g, 0, 0
+  for d = 1, DIMS do r.tot[d] = 0 end
+  for _, o in ipairs(old) do
+    local b = idiv(o[1] + g - 1, g) - 1
+    if b < 0 then b = 0 end
+    add_at(r, b, o[2])
+  end
+end
+
+local function prune(r, t, span)
+  while r.n > 0 and expiry(r, 0, span) <= t do
+    local v = rget(r, r.first)
+    for d = 1, DIMS do r.tot[d] = math.max(r.tot[d] - v[d], 0) end
+    redis.call('HDEL', H, r.p .. ':' .. fmt(r.first))
+    r.first, r.n = r.first + 1, r.n - 1
+  end
+  if r.n == 0 then for d = 1, DIMS do r.tot[d] = 0 end end
+end
+
+local function counts(r, slot, t, span) return r.g > 0 and (idiv(slot, r.g) + 1) * r.g + span > t end
+
+local function readd(r, slot, a, t, span)
+  if counts(r, slot, t, span) then add_at(r, idiv(slot, r.g), a) end
+end
+
+local function rsub(r, slot, a, t, span)
+  if not counts(r, slot, t, span) or r.n == 0 then return end
+  local b = math.max(idiv(slot, r.g), r.first)
+  if b >= r.first + r.n then return end
+  local v = rget(r, b)
+  for d = 1, DIMS do
+    local x = math.min(a[d], v[d])
+    v[d] = v[d] - x; r.tot[d] = r.tot[d] - x
+  end
+  rset(r, b, v)
+end
+
+local function rearliest(r, from, span, a, lim)
+  local t = {}
+  for d = 1, DIMS do t[d] = r.tot[d] end
+  local function fits()
+    for d = 1, DIMS do if lim[d] ~= 0 and t[d] + a[d] > lim[d] then return false end end
+    return true
+  end
+  local at, i = from, 0
+  -- Dropping buckets only lowers the totals: if all fit, so does the rest.
+  if fits() then return at end
+  while i < r.n and expiry(r, i, span) <= from do
+    local v = rget(r, r.first + i)
+    for d = 1, DIMS do t[d] = t[d] - v[d] end
+    i = i + 1
+  end
+  while not fits() and i < r.n do
+    local v = rget(r, r.first + i)
+    for d = 1, DIMS do t[d] = t[d] - v[d] end
+    at = math.max(at, expiry(r, i, span))
+    i = i + 1
+  end
+  return at
+end
+
+-- Calendar (crates/limiter-core/src/calendar.rs) ----------------------------
+local MIN, DAY = 60000000, 86400000000
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m > 2) and (m - 3) or (m + 9)
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function year_of_days(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = (mp < 10) and (mp + 3) or (mp - 9)
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y
+end
+local function nth_sunday(y, m, k)
+  local first = days_from_civil(y, m, 1)
+  local wd = (first + 4) % 7
+  return first + (7 - wd) % 7 + 7 * (k - 1)
+end
+local function offset_at(t)
+  local std = P.offset * MIN
+  if not P.us_dst then return std end
+  local y = year_of_days(idiv(t + std, DAY))
+  local s = nth_sunday(y, 3, 2) * DAY + 120 * MIN
+  local e = nth_sunday(y, 11, 1) * DAY + 60 * MIN
+  local l = t + std
+  if l >= s and l < e then return std + 60 * MIN end
+  return std
+end
+local function raw_index(t) return idiv(t + offset_at(t) - P.reset * MIN, DAY) end
+local function day_start(day)
+  local l = day * DAY + P.reset * MIN
+  if not P.us_dst then return l - offset_at(l) end
+  local std = P.offset * MIN
+  local dst = std + 60 * MIN
+  local as_dst = l - dst
+  if offset_at(as_dst) == dst then return as_dst end
+  local as_std = l - std
+  if offset_at(as_std) == std then return as_std end
+  local t = as_dst
+  while raw_index(t) < day and t < as_std do t = t + MIN end
+  return t
+end
+local function day_index(t)
+  local d = raw_index(t)
+  if day_start(d + 1) <= t then return d + 1 end
+  return d
+end
+local function calendar_day(t)
+  local di = day_index(t)
+  return di, t + P.guard >= day_start(di + 1)
+end
+
+-- Calendar-day counts -------------------------------------------------------
+local function yget(day)
+  if st.yn == 0 or day < st.yf or day >= st.yf + st.yn then return { 0, 0 } end
+  return split(redis.call('HGET', H, 'y:' .. fmt(day)), 2)
+end
+local function yset(day, v)
+  if v[1] == 0 and v[2] == 0 then redis.call('HDEL', H, 'y:' .. fmt(day))
+  else redis.call('HSET', H, 'y:' .. fmt(day), join(v, 2)) end
+end
+local function yadd(day, a)
+  if st.yn == 0 then st.yf = day end
+  if day < st.yf then return end
+  if day - st.yf + 1 > st.yn then st.yn = day - st.yf + 1 end
+  local v = yget(day)
+  yset(day, { v[1] + a[1], v[2] + a[2] })
+end
+local function ysub(day, a)
+  if day < st.yf or day >= st.yf + st.yn then return end
+  local v = yget(day)
+  yset(day, { math.max(v[1] - a[1], 0), math.max(v[2] - a[2], 0) })
+end
+local function yprune(today)
+  while st.yn > 0 and st.yf < today do
+    redis.call('HDEL', H, 'y:' .. fmt(st.yf))
+    st.yf, st.yn = st.yf + 1, st.yn - 1
+  end
+end
+
+-- Records: "slot,a1..a5,expires,day,counted" -------------------------------
+local function rec_get(id)
+  local s = redis.call('HGET', H, 'r:' .. fmt(id))
+  if not s then return nil end
+  local v = split(s, 9)
+  return { slot = v[1], a = { v[2], v[3], v[4], v[5], v[6] }, expires = v[7], day = v[8], counted = v[9] }
+end
+local function rec_put(id, r)
+  redis.call('HSET', H, 'r:' .. fmt(id), join({ r.slot, r.a[1], r.a[2], r.a[3], r.a[4], r.a[5], r.expires, r.day, r.counted }, 9))
+end
+local function rec_trim(t)
+  while st.rn > 0 do
+    local r = rec_get(st.rf)
+    if r and r.expires > t then break end
+    if r then
+      st.rl = st.rl - 1
+      redis.call('HDEL', H, 'r:' .. fmt(st.rf))
+    end
+    st.rf, st.rn = st.rf + 1, st.rn - 1
+  end
+end
+
+-- The state machine ---------------------------------------------------------
+local function emission(amount, limit)
+  if limit == 0 or amount == 0 then return 0 end
+  return idiv(amount * P.window + limit - 1, limit)
+end
+local function req_only(a) return { a[1], 0, 0, 0, 0 } end
+local function as_ring(a) return { a[1], a[2], 0, 0, 0 } end
+
+local function advance(t)
+  fit(W, P.span_w); fit(SEC, P.span_s); fit(DR, P.span_d)
+  prune(W, t, P.span_w); prune(SEC, t, P.span_s); prune(DR, t, P.span_d)
+  if P.calendar then yprune(day_index(t)) end
+  redis.call('ZREMRANGEBYSCORE', Q, '-inf', fmt(t))
+  rec_trim(t)
+end
+
+local function tail()
+  local z = redis.call('ZRANGE', Q, -1, -1, 'WITHSCORES')
+  if z[2] then return tonumber(z[2]) end
+  return 0
+end
+
+local function earliest(a)
+  local at = math.max(now, tail(), st.cd)
+  if P.spacing > 0 and st.ls > 0 then at = math.max(at, st.ls + P.spacing) end
+  if not P.bucket then
+    at = rearliest(W, at, P.span_w, a, P.wl)
+  else
+    local tau = P.window - P.guard
+    for d = 1, DIMS do
+      local inc = emission(a[d], P.wl[d])
+      if inc > 0 then at = math.max(at, math.max(B[d] + inc - tau, 0)) end
+    end
+  end
+  if P.rps > 0 then at = rearliest(SEC, at, P.span_s, a, { P.rps, 0, 0, 0, 0 }) end
+  if day_on then
+    if not P.calendar then
+      at = rearliest(DR, at, P.span_d, a, as_ring(P.dl))
+    else
+      local function fits(u)
+        for i = 1, 2 do if P.dl[i] ~= 0 and u[i] + a[i] > P.dl[i] then return false end end
+        return true
+      end
+      for _ = 1, st.yn + 3 do
+        local di, zn = calendar_day(at)
+        if fits(yget(di)) and (not zn or fits(yget(di + 1))) then break end
+        at = math.max(at, day_start(di + 1))
+      end
+    end
+  end
+  return at
+end
+
+local function commit(slot, a)
+  local counted, day = 0, 0
+  if not P.bucket and wl_on then add_at(W, idiv(slot, W.g), a); counted = counted + 1 end
+  if P.rps > 0 then add_at(SEC, idiv(slot, SEC.g), req_only(a)); counted = counted + 2 end
+  if day_on then
+    if not P.calendar then
+      add_at(DR, idiv(slot, DR.g), as_ring(a)); counted = counted + 4
+    else
+      local di, zn = calendar_day(slot)
+      yadd(di, { a[1], a[2] }); day = di; counted = counted + 8
+      if zn then yadd(di + 1, { a[1], a[2] }); counted = counted + 32 end
+    end
+  end
+  if P.bucket then
+    for d = 1, DIMS do
+      local inc = emission(a[d], P.wl[d])
+      if B[d] <= slot then B[DIMS + d] = slot; B[d] = slot + inc else B[d] = B[d] + inc end
+    end
+    counted = counted + 16
+  end
+  return counted, day
+end
+
+local function recount(r, a, t, add)
+  local rings = { { 1, W, P.span_w, a }, { 2, SEC, P.span_s, req_only(a) }, { 4, DR, P.span_d, as_ring(a) } }
+  for _, x in ipairs(rings) do
+    if has(r.counted, x[1]) then
+      if add then readd(x[2], r.slot, x[4], t, x[3]) else rsub(x[2], r.slot, x[4], t, x[3]) end
+    end
+  end
+  if has(r.counted, 8) then
+    local ds = { r.day }
+    if has(r.counted, 32) then ds[2] = r.day + 1 end
+    for _, day in ipairs(ds) do
+      if add then yadd(day, { a[1], a[2] }) else ysub(day, { a[1], a[2] }) end
+    end
+  end
+end
+
+local function adjust_buckets(slot, old, new, t, latest)
+  for d = 1, DIMS do
+    local before, after = emission(old[d], P.wl[d]), emission(new[d], P.wl[d])
+    if after > before then
+      if B[d] <= t then B[d] = t; B[DIMS + d] = t end
+      B[d] = B[d] + (after - before)
+    elseif latest and slot >= B[DIMS + d] then
+      B[d] = math.max(B[d] - (before - after), 0)
+    end
+  end
+end
+
+local function save()
+  local function ringf(r, out)
+    out[#out + 1] = r.p .. 'g'; out[#out + 1] = fmt(r.g)
+    out[#out + 1] = r.p .. 'f'; out[#out + 1] = fmt(r.first)
+    out[#out + 1] = r.p .. 'n'; out[#out + 1] = fmt(r.n)
+    out[#out + 1] = r.p .. 't'; out[#out + 1] = join(r.tot, DIMS)
+  end
+  local out = { 'nr', fmt(st.nr), 'ls', fmt(st.ls), 'li', fmt(st.li), 'cd', fmt(st.cd),
+    'yf', fmt(st.yf), 'yn', fmt(st.yn), 'b', join(B, 2 * DIMS),
+    'rf', fmt(st.rf), 'rn', fmt(st.rn), 'rl', fmt(st.rl) }
+  ringf(W, out); ringf(SEC, out); ringf(DR, out)
+  redis.call('HSET', H, unpack(out))
+  -- Keep the state while anything in it may still count.
+  local last = math.max(st.ls, st.cd, now)
+  local ttl = math.ceil((last - now + P.keep) / 1000)
+  redis.call('PEXPIRE', H, ttl)
+  redis.call('PEXPIRE', Q, ttl)
+end

@@ -1,0 +1,17 @@
+-- refund: ARGV[23] record id -> {1} or {-1} (unknown)
+local id = n(23)
+advance(now)
+local r = rec_get(id)
+if not r then
+  save()
+  return { -1 }
+end
+redis.call('HDEL', H, 'r:' .. fmt(id))
+st.rl = st.rl - 1
+rec_trim(0)
+redis.call('ZREM', Q, fmt(id))
+recount(r, r.a, now, false)
+if has(r.counted, 16) and st.li == id then adjust_buckets(r.slot, r.a, { 0, 0, 0, 0, 0 }, now, true) end
+if st.li == id then st.li = -1 end
+save()
+return { 1 }

@@ -1,0 +1,24 @@
+-- reserve: ARGV[23..27] amounts, ARGV[28] max wait in µs (-1: none)
+-- -> {1, slot, now, id, position} or {0, earliest, now}
+local a = { n(23), n(24), n(25), n(26), n(27) }
+local max_wait = n(28)
+advance(now)
+local slot = earliest(a)
+if max_wait >= 0 and slot - now > max_wait then
+  save()
+  return { 0, slot, now }
+end
+if st.rn == 0 then st.nr = math.max(st.nr, now) end
+local id = st.nr
+st.nr = st.nr + 1
+local position = 0
+if slot > now then position = redis.call('ZCARD', Q) + 1 end
+st.ls = math.max(st.ls, slot)
+st.li = id
+local counted, day = commit(slot, a)
+if slot > now then redis.call('ZADD', Q, fmt(slot), fmt(id)) end
+if st.rn == 0 then st.rf = id end
+st.rn, st.rl = st.rn + 1, st.rl + 1
+rec_put(id, { slot = slot, a = a, expires = slot + P.retention, day = day, counted = counted })
+save()
+return { 1, slot, now, id, position }

@@ -1,0 +1,17 @@
+-- status -> {now, queue depth, queue tail (0: none), cooldown end,
+--            rps, rpm, rpd, tpm, tpd, input tpm, output tpm, ipm used}
+advance(now)
+local day = { 0, 0 }
+if P.calendar then day = yget(day_index(now)) else day = { DR.tot[1], DR.tot[2] } end
+local win = {}
+for d = 1, DIMS do
+  if P.bucket then
+    local ahead = math.max(B[d] - now, 0)
+    win[d] = idiv(ahead * P.wl[d] + P.window - 1, P.window)
+  else
+    win[d] = W.tot[d]
+  end
+end
+local depth = redis.call('ZCARD', Q)
+save()
+return { now, depth, tail(), st.cd, SEC.tot[1], win[1], day[1], win[2], day[2], win[3], win[4], win[5] }

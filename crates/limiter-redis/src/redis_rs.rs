@@ -1,0 +1,292 @@
+//! [`RedisStore`]: the Redis store on the `redis` crate (redis-rs).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use limiter_core::{Clock, Error, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+
+use crate::args::Op;
+use crate::core::{impl_store, Backend, Core, TimeSource};
+use crate::keys::KeyLayout;
+
+/// The shared store on Redis through the `redis` crate: standalone (with
+/// automatic reconnection) or Cluster.
+///
+/// Every operation is one `EVALSHA` of a script that runs the core state
+/// machine on the server, reading the server's clock; a server that lost its
+/// scripts (restart, `SCRIPT FLUSH`) is sent the script again.
+///
+/// ```no_run
+/// # async fn demo() -> limiter_core::Result<()> {
+/// use limiter_core::{Cost, Limiter, Limits};
+/// use limiter_redis::RedisStore;
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6380/").await?;
+/// let limiter = Limiter::new(store, "gpt-4o", Limits::new().rpm(500).tpm(200_000))?;
+/// let permit = limiter.acquire(Cost::split(1_000, 500)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    core: Arc<Core<RedisRsBackend>>,
+}
+
+impl_store!(RedisStore);
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+struct RedisRsBackend {
+    conn: Conn,
+    scripts: Vec<(Op, redis::Script)>,
+}
+
+impl fmt::Debug for RedisRsBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRsBackend")
+            .field(
+                "topology",
+                &match self.conn {
+                    Conn::Single(_) => "standalone",
+                    Conn::Cluster(_) => "cluster",
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRsBackend {
+    fn new(conn: Conn) -> Self {
+        let scripts = Op::ALL
+            .into_iter()
+            .map(|op| (op, redis::Script::new(op.source())))
+            .collect();
+        RedisRsBackend { conn, scripts }
+    }
+}
+
+/// Converts a client error once, at the crate boundary: connection faults
+/// and timeouts may succeed when tried again; wrong credentials, script
+/// errors and bad replies will not.
+pub(crate) fn convert(e: redis::RedisError) -> Error {
+    use redis::ErrorKind;
+    let retryable = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                | ErrorKind::Server(redis::ServerErrorKind::TryAgain)
+                | ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
+                | ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+        );
+    let message = match e.kind() {
+        ErrorKind::AuthenticationFailed => format!("Redis refused the credentials: {e}"),
+        _ => format!("Redis: {e}"),
+    };
+    Error::store_from(message, retryable, e)
+}
+
+#[async_trait]
+impl Backend for RedisRsBackend {
+    async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>> {
+        let script = self
+            .scripts
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map(|(_, s)| s)
+            .ok_or_else(|| Error::store("no script for the operation", false))?;
+        let mut call = script.prepare_invoke();
+        for k in keys {
+            call.key(k);
+        }
+        for a in args {
+            call.arg(a);
+        }
+        let reply: redis::RedisResult<Vec<i64>> = match self.conn.clone() {
+            Conn::Single(mut c) => call.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => call.invoke_async(&mut c).await,
+        };
+        reply.map_err(convert)
+    }
+}
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[derive(Debug)]
+pub struct RedisStoreBuilder {
+    urls: Vec<String>,
+    cluster: bool,
+    layout: KeyLayout,
+    clock: Option<Arc<dyn Clock>>,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// The server's URL: `redis://[user:password@]host:port[/db]`.
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.urls = vec![url.into()];
+        self.cluster = false;
+        self
+    }
+
+    /// The seed nodes of a Redis Cluster.
+    #[must_use]
+    pub fn cluster<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
+        self.urls = urls.into_iter().map(Into::into).collect();
+        self.cluster = true;
+        self
+    }
+
+    /// The key prefix (default `llm-limiter`), to keep several deployments
+    /// apart on one server.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.layout = KeyLayout::new(prefix);
+        self
+    }
+
+    /// Reads "now" from `clock` instead of the server's `TIME` (for tests
+    /// with a manual clock; in production every process must share the
+    /// server's clock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How long one call may wait for its reply (default 2 s); a call that
+    /// times out is a retryable store error.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 2 s).
+    #[must_use]
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Connects.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a missing or malformed URL;
+    /// [`Error::Store`] when the server cannot be reached or refuses the
+    /// credentials.
+    pub async fn connect(self) -> Result<RedisStore> {
+        if self.urls.is_empty() {
+            return Err(Error::InvalidConfig {
+                field: "url".into(),
+                reason: "no Redis URL given".into(),
+            });
+        }
+        let conn = if self.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
+                .response_timeout(self.response_timeout)
+                .connection_timeout(self.connection_timeout)
+                .build()
+                .map_err(|e| invalid_url(&self.urls, e))?;
+            Conn::Cluster(client.get_async_connection().await.map_err(convert)?)
+        } else {
+            let client = redis::Client::open(self.urls[0].as_str())
+                .map_err(|e| invalid_url(&self.urls, e))?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(self.response_timeout))
+                .set_connection_timeout(Some(self.connection_timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map_err(convert)?,
+            )
+        };
+        Ok(RedisStore::from_backend(
+            RedisRsBackend::new(conn),
+            self.layout,
+            self.clock,
+        ))
+    }
+}
+
+fn invalid_url(urls: &[String], e: redis::RedisError) -> Error {
+    // The URL may hold a password: name the fault, not the URL.
+    let _ = urls;
+    Error::InvalidConfig {
+        field: "url".into(),
+        reason: format!("not a usable Redis URL: {}", e.kind_name()),
+    }
+}
+
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for redis::RedisError {
+    fn kind_name(&self) -> String {
+        format!("{:?}", self.kind())
+    }
+}
+
+impl RedisStore {
+    /// Connects to a standalone server at `url`, with the default settings.
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().url(url).connect().await
+    }
+
+    /// A builder: URL or cluster nodes, prefix, clock, timeouts.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            urls: Vec::new(),
+            cluster: false,
+            layout: KeyLayout::default(),
+            clock: None,
+            response_timeout: Duration::from_secs(2),
+            connection_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A store over a connection manager the application already has.
+    pub fn from_connection_manager(conn: ConnectionManager, layout: KeyLayout) -> Self {
+        Self::from_backend(RedisRsBackend::new(Conn::Single(conn)), layout, None)
+    }
+
+    /// A store over a cluster connection the application already has.
+    pub fn from_cluster_connection(conn: ClusterConnection, layout: KeyLayout) -> Self {
+        Self::from_backend(RedisRsBackend::new(Conn::Cluster(conn)), layout, None)
+    }
+
+    fn from_backend(
+        backend: RedisRsBackend,
+        layout: KeyLayout,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Self {
+        RedisStore {
+            core: Arc::new(Core {
+                backend,
+                layout,
+                time: clock.map_or(TimeSource::Server, TimeSource::Clock),
+            }),
+        }
+    }
+
+    /// The key layout in use.
+    pub fn layout(&self) -> &KeyLayout {
+        &self.core.layout
+    }
+}

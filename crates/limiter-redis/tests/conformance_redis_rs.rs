@@ -1,0 +1,7 @@
+//! The whole store conformance suite against `RedisStore` (redis-rs) on a
+//! real, freshly started redis-server, with the manual clock passed to the
+//! scripts.
+
+mod support;
+
+limiter_core::conformance_suite!(support::redis_rs_on);

@@ -1,0 +1,91 @@
+//! Shared by the Redis tests: stores that keep their server alive.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use limiter_core::{
+    Clock, Cost, Decision, Limits, ManualClock, RecordId, Result, Status, Store, Timestamp,
+};
+use limiter_redis::RedisStore;
+use limiter_test_redis::{RedisCluster, RedisServer};
+
+/// A store and what must outlive it (its server).
+#[derive(Debug)]
+pub struct Holding<G: std::fmt::Debug + Send + Sync + 'static> {
+    pub store: Arc<dyn Store>,
+    pub guard: G,
+}
+
+#[async_trait]
+impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Holding<G> {
+    async fn reserve(
+        &self,
+        key: &str,
+        limits: &Limits,
+        cost: &Cost,
+        max_wait: Option<Duration>,
+    ) -> Result<Decision> {
+        self.store.reserve(key, limits, cost, max_wait).await
+    }
+    async fn adjust(
+        &self,
+        key: &str,
+        limits: &Limits,
+        record: RecordId,
+        actual: &Cost,
+    ) -> Result<()> {
+        self.store.adjust(key, limits, record, actual).await
+    }
+    async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
+        self.store.refund(key, limits, record).await
+    }
+    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
+        self.store.set_cooldown(key, until).await
+    }
+    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
+        self.store.cooldown(key).await
+    }
+    async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
+        self.store.status(key, limits).await
+    }
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.store.clock()
+    }
+}
+
+/// A redis-rs store on a fresh server, on the manual clock.
+pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let store = RedisStore::builder()
+        .url(server.url())
+        .clock(clock)
+        .connect()
+        .await
+        .expect("connect to the test server");
+    Arc::new(Holding {
+        store: Arc::new(store),
+        guard: server,
+    })
+}
+
+/// A redis-rs store on a fresh 3-master cluster, on the manual clock.
+pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+        .await
+        .unwrap();
+    let store = RedisStore::builder()
+        .cluster(cluster.urls())
+        .clock(clock)
+        .connect()
+        .await
+        .expect("connect to the test cluster");
+    Arc::new(Holding {
+        store: Arc::new(store),
+        guard: cluster,
+    })
+}
