@@ -42,7 +42,7 @@
 //! at the provider is late by up to `guard` (late wake-up, network delay)
 //! never make one provider window hold more than the limit.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -76,14 +76,17 @@ const IN_BUCKETS: u8 = 16;
 /// Counted for the calendar day after its slot's too (guard band).
 const ZONE_NEXT: u8 = 32;
 
-/// A rolling window as a ring of time buckets with running totals.
+/// A rolling window as time buckets with running totals.
+///
+/// Only buckets that hold something are kept (a sorted map by bucket
+/// index), so a slot far ahead of the others (behind a daily limit or a
+/// cooldown) costs one bucket, not the empty ones between.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Ring {
     /// Bucket width in microseconds (0 until first use).
     g: u64,
-    /// Index (`slot / g`) of the first bucket held.
-    first: u64,
-    sums: VecDeque<[u64; DIMS]>,
+    /// Non-empty buckets by index (`slot / g`).
+    sums: BTreeMap<u64, [u64; DIMS]>,
     totals: [u64; DIMS],
 }
 
@@ -100,52 +103,50 @@ impl Ring {
         if self.g == g {
             return;
         }
-        let old: Vec<(u64, [u64; DIMS])> = self
-            .sums
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ((self.first + i as u64 + 1) * self.g, *s))
-            .collect();
+        let old = std::mem::take(&mut self.sums);
+        let old_g = self.g;
         self.g = g;
-        self.sums.clear();
         self.totals = [0; DIMS];
-        for (end, s) in old {
+        for (b, s) in old {
+            let end = (b + 1) * old_g;
             self.add_at(end.div_ceil(g).saturating_sub(1), &s);
         }
     }
 
-    /// When bucket `i` (position in the ring) stops counting.
-    fn expiry(&self, i: usize, span: u64) -> u64 {
-        (self.first + i as u64 + 1) * self.g + span
+    /// When bucket `b` stops counting.
+    fn expiry(&self, b: u64, span: u64) -> u64 {
+        (b + 1) * self.g + span
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.sums.keys().next().copied()
     }
 
     /// Drops the buckets that no longer count at `now`.
     fn prune(&mut self, now: u64, span: u64) {
-        while !self.sums.is_empty() && self.expiry(0, span) <= now {
-            let s = self.sums.pop_front().unwrap_or_default();
+        while let Some(b) = self.first() {
+            if self.expiry(b, span) > now {
+                break;
+            }
+            let s = self.sums.remove(&b).unwrap_or_default();
             for (t, v) in self.totals.iter_mut().zip(s) {
                 *t = t.saturating_sub(v);
             }
-            self.first += 1;
         }
         if self.sums.is_empty() {
             self.totals = [0; DIMS];
         }
     }
 
-    /// Adds to bucket `b`, or to the first bucket held when `b` is before it.
+    /// Adds to bucket `b`.
     fn add_at(&mut self, b: u64, a: &[u64; DIMS]) {
-        if self.sums.is_empty() {
-            self.first = b;
-        }
-        let b = b.max(self.first);
-        while self.first + (self.sums.len() as u64) <= b {
-            self.sums.push_back([0; DIMS]);
-        }
-        let i = (b - self.first) as usize;
+        let sums = self.sums.entry(b).or_insert([0; DIMS]);
         for d in 0..DIMS {
-            self.sums[i][d] = self.sums[i][d].saturating_add(a[d]);
+            sums[d] = sums[d].saturating_add(a[d]);
             self.totals[d] = self.totals[d].saturating_add(a[d]);
+        }
+        if *sums == [0; DIMS] {
+            self.sums.remove(&b);
         }
     }
 
@@ -159,9 +160,9 @@ impl Ring {
         self.add_at(slot / self.g, a);
     }
 
-    /// Adds to a record that still counts. After a regrid its amounts may
-    /// sit in a later bucket than its slot's; adding to the slot's bucket or
-    /// the first held is never later than that, so it never under-counts.
+    /// Adds to a record that still counts, in its slot's bucket (after a
+    /// regrid its older amounts may sit in a later bucket; either way they
+    /// count at least as long as the record does).
     fn readd(&mut self, slot: u64, a: &[u64; DIMS], now: u64, span: u64) {
         if self.counts(slot, now, span) {
             self.add_at(slot / self.g, a);
@@ -169,22 +170,25 @@ impl Ring {
     }
 
     /// Removes a record's amounts if it still counts, from its slot's bucket
-    /// or the first held (see [`Ring::readd`]): taking them from an earlier
-    /// bucket than the one holding them only makes the window count more
-    /// between the two buckets' expiries.
+    /// (as much as that holds). After a regrid the amounts may sit in a later
+    /// bucket: taking them from an earlier one only makes the window count
+    /// more between the two buckets' expiries, and what is not found stays
+    /// counted; both err on the safe side.
     fn sub(&mut self, slot: u64, a: &[u64; DIMS], now: u64, span: u64) {
-        if !self.counts(slot, now, span) || self.sums.is_empty() {
+        if !self.counts(slot, now, span) {
             return;
         }
-        let b = (slot / self.g).max(self.first);
-        if b >= self.first + self.sums.len() as u64 {
+        let b = slot / self.g;
+        let Some(sums) = self.sums.get_mut(&b) else {
             return;
-        }
-        let i = (b - self.first) as usize;
+        };
         for d in 0..DIMS {
-            let v = a[d].min(self.sums[i][d]);
-            self.sums[i][d] -= v;
+            let v = a[d].min(sums[d]);
+            sums[d] -= v;
             self.totals[d] -= v;
+        }
+        if *sums == [0; DIMS] {
+            self.sums.remove(&b);
         }
     }
 
@@ -195,27 +199,30 @@ impl Ring {
             (0..DIMS).all(|d| limits[d] == 0 || t[d].saturating_add(a[d]) <= limits[d])
         };
         let mut t = self.totals;
-        let mut at = from;
-        let mut i = 0;
-        while i < self.sums.len() && self.expiry(i, span) <= from {
-            for d in 0..DIMS {
-                t[d] -= self.sums[i][d];
-            }
-            i += 1;
+        // Dropping buckets only lowers the totals: if all fit, so does the rest.
+        if fits(&t) {
+            return from;
         }
-        while !fits(&t) && i < self.sums.len() {
-            for d in 0..DIMS {
-                t[d] -= self.sums[i][d];
+        let mut at = from;
+        for (&b, sums) in &self.sums {
+            let e = self.expiry(b, span);
+            if e > from && fits(&t) {
+                break;
             }
-            at = at.max(self.expiry(i, span));
-            i += 1;
+            for d in 0..DIMS {
+                t[d] -= sums[d];
+            }
+            at = at.max(e);
         }
         at
     }
 
     /// Whether nothing in the ring counts at `now`.
     fn idle(&self, now: u64, span: u64) -> bool {
-        self.sums.is_empty() || self.expiry(self.sums.len() - 1, span) <= now
+        self.sums
+            .keys()
+            .next_back()
+            .is_none_or(|&b| self.expiry(b, span) <= now)
     }
 }
 
@@ -1208,5 +1215,25 @@ mod tests {
                 .unwrap(),
             Decision::Reserved(_)
         ));
+    }
+
+    #[test]
+    fn a_slot_a_day_ahead_costs_one_bucket_not_the_gap() {
+        use crate::calendar::TimeZone;
+        let limits = Limits::new()
+            .rpm(100)
+            .window(Duration::from_secs(1))
+            .rpd(1)
+            .day(DayWindow::Calendar {
+                reset_minutes: 0,
+                zone: TimeZone::Utc,
+            });
+        let mut s = KeyState::new();
+        reserved(s.reserve(&limits, &Cost::request(), at(1), None).unwrap());
+        let r = reserved(s.reserve(&limits, &Cost::request(), at(2), None).unwrap());
+        assert_eq!(r.slot, at(DAY_US));
+        assert_eq!(s.window.sums.len(), 2);
+        s.refund(&limits, r.record, at(3)).unwrap();
+        assert_eq!(s.window.sums.len(), 1);
     }
 }

@@ -118,7 +118,7 @@ impl<B: Backend> Core<B> {
     }
 
     async fn cooldown_call(&self, key: &str, set: Option<Timestamp>) -> Result<Option<Timestamp>> {
-        let [state, _] = self.layout.keys(key);
+        let [state, ..] = self.layout.keys(key);
         let mut args = vec![args::now_arg(self.now())];
         match set {
             Some(until) => args.extend([

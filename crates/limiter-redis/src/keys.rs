@@ -2,10 +2,11 @@
 
 /// How a limiter key maps to Redis keys.
 ///
-/// A limiter key `K` under prefix `P` lives in two Redis keys,
-/// `{P:K}:s` (a hash: the state) and `{P:K}:q` (a sorted set: the waiting
-/// slots). The braces are a hash tag, so both sit in one hash slot and the
-/// scripts run on Redis Cluster. In `K`, `{`, `}` and `%` are
+/// A limiter key `K` under prefix `P` lives in five Redis keys: `{P:K}:s`
+/// (a hash: the state), `{P:K}:q` (a sorted set: the waiting slots) and
+/// `{P:K}:bw`, `:bs`, `:bd` (sorted sets: the occupied time buckets of the
+/// rolling windows). The braces are a hash tag, so all sit in one hash slot
+/// and the scripts run on Redis Cluster. In `K`, `{`, `}` and `%` are
 /// percent-encoded, so no model name can end the hash tag early or reach
 /// another key's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,10 +38,11 @@ impl KeyLayout {
         &self.prefix
     }
 
-    /// The state hash and the queue of `key`.
-    pub fn keys(&self, key: &str) -> [String; 2] {
+    /// The Redis keys of `key`: the state hash, the queue, and the bucket
+    /// indexes of its three rolling windows.
+    pub fn keys(&self, key: &str) -> [String; 5] {
         let tag = format!("{{{}:{}}}", self.prefix, escape(key));
-        [format!("{tag}:s"), format!("{tag}:q")]
+        ["s", "q", "bw", "bs", "bd"].map(|k| format!("{tag}:{k}"))
     }
 }
 
@@ -64,14 +66,11 @@ mod tests {
     #[test]
     fn keys_share_a_hash_tag_and_braces_cannot_break_out() {
         let l = KeyLayout::default();
-        assert_eq!(
-            l.keys("gpt-4o"),
-            [
-                "{llm-limiter:gpt-4o}:s".to_string(),
-                "{llm-limiter:gpt-4o}:q".to_string()
-            ]
-        );
-        let [s, q] = l.keys("evil}:x{");
+        let keys = l.keys("gpt-4o");
+        assert_eq!(keys[0], "{llm-limiter:gpt-4o}:s");
+        assert_eq!(keys[1], "{llm-limiter:gpt-4o}:q");
+        assert!(keys.iter().all(|k| k.starts_with("{llm-limiter:gpt-4o}:")));
+        let [s, q, ..] = l.keys("evil}:x{");
         assert_eq!(s, "{llm-limiter:evil%7D:x%7B}:s");
         assert_eq!(q, "{llm-limiter:evil%7D:x%7B}:q");
         assert_ne!(l.keys("a%7D")[0], l.keys("a}")[0]);

@@ -4,6 +4,8 @@
 -- Lua numbers (doubles: exact below 2^53).
 --
 -- KEYS[1]  hash: the key's state     KEYS[2]  sorted set: waiting slots
+-- KEYS[3..5]  sorted sets: the non-empty buckets of the per-window,
+--             per-second and rolling-day windows (member = score = index)
 -- ARGV[1]  now in µs, or "" to read the server's TIME
 -- ARGV[2..22]  the limits, checked and derived by the client (see args.rs)
 -- ARGV[23..]   the operation's own arguments
@@ -50,8 +52,7 @@ local wl_on = false
 for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
 
 -- Scalars of the state, read at once.
-local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wf', 'wn', 'wt', 'sg', 'sf', 'sn', 'st',
-  'dg', 'df', 'dn', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl' }
+local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wt', 'sg', 'st', 'dg', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl' }
 local S = {}
 do
   local v = redis.call('HMGET', H, unpack(F))
@@ -62,24 +63,37 @@ local st = { nr = sn('nr'), ls = sn('ls'), li = tonumber(S.li) or -1, cd = sn('c
   yf = sn('yf'), yn = sn('yn'), rf = sn('rf'), rn = sn('rn'), rl = sn('rl') }
 local B = split(S.b, 2 * DIMS) -- tat1..5, full1..5
 
-local function ring(p)
-  return { p = p, g = sn(p .. 'g'), first = sn(p .. 'f'), n = sn(p .. 'n'), tot = split(S[p .. 't'], DIMS) }
+local function ring(p, z)
+  return { p = p, z = z, g = sn(p .. 'g'), tot = split(S[p .. 't'], DIMS) }
 end
-local W, SEC, DR = ring('w'), ring('s'), ring('d')
+local W, SEC, DR = ring('w', KEYS[3]), ring('s', KEYS[4]), ring('d', KEYS[5])
 
--- Ring ----------------------------------------------------------------------
-local function rget(r, b) return split(redis.call('HGET', H, r.p .. ':' .. fmt(b)), DIMS) end
+-- Ring: only non-empty buckets are kept; their indexes in a sorted set ----
+local function field(r, b) return r.p .. ':' .. fmt(b) end
+local function rget(r, b) return split(redis.call('HGET', H, field(r, b)), DIMS) end
 local function rset(r, b, v)
   local z = true
   for d = 1, DIMS do if v[d] ~= 0 then z = false end end
-  if z then redis.call('HDEL', H, r.p .. ':' .. fmt(b)) else redis.call('HSET', H, r.p .. ':' .. fmt(b), join(v, DIMS)) end
+  if z then
+    redis.call('HDEL', H, field(r, b))
+    redis.call('ZREM', r.z, fmt(b))
+  else
+    redis.call('HSET', H, field(r, b), join(v, DIMS))
+    redis.call('ZADD', r.z, fmt(b), fmt(b))
+  end
 end
-local function expiry(r, i, span) return (r.first + i + 1) * r.g + span end
+local function all(r)
+  local idx = redis.call('ZRANGE', r.z, 0, -1)
+  if #idx == 0 then return {}, {} end
+  local fields = {}
+  for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b; idx[i] = tonumber(b) end
+  local vals = redis.call('HMGET', H, unpack(fields))
+  for i = 1, #vals do vals[i] = split(vals[i], DIMS) end
+  return idx, vals
+end
+local function expiry(r, b, span) return (b + 1) * r.g + span end
 
 local function add_at(r, b, a)
-  if r.n == 0 then r.first = b end
-  if b < r.first then b = r.first end
-  if b - r.first + 1 > r.n then r.n = b - r.first + 1 end
   local v = rget(r, b)
   for d = 1, DIMS do v[d] = v[d] + a[d]; r.tot[d] = r.tot[d] + a[d] end
   rset(r, b, v)
@@ -88,29 +102,36 @@ end
 local function fit(r, span)
   local g = math.max(idiv(span, BUCKETS), 1)
   if r.g == g then return end
-  local old = {}
-  for i = 0, r.n - 1 do
-    local b = r.first + i
-    old[#old + 1] = { (b + 1) * r.g, rget(r, b) }
-    redis.call('HDEL', H, r.p .. ':' .. fmt(b))
-  end
-  r.g, r.n, r.first = g, 0, 0
+  local idx, vals = all(r)
+  for i = 1, #idx do redis.call('HDEL', H, field(r, idx[i])) end
+  redis.call('DEL', r.z)
+  local old_g = r.g
+  r.g = g
   for d = 1, DIMS do r.tot[d] = 0 end
-  for _, o in ipairs(old) do
-    local b = idiv(o[1] + g - 1, g) - 1
+  for i = 1, #idx do
+    local b = idiv((idx[i] + 1) * old_g + g - 1, g) - 1
     if b < 0 then b = 0 end
-    add_at(r, b, o[2])
+    add_at(r, b, vals[i])
   end
 end
 
 local function prune(r, t, span)
-  while r.n > 0 and expiry(r, 0, span) <= t do
-    local v = rget(r, r.first)
-    for d = 1, DIMS do r.tot[d] = math.max(r.tot[d] - v[d], 0) end
-    redis.call('HDEL', H, r.p .. ':' .. fmt(r.first))
-    r.first, r.n = r.first + 1, r.n - 1
+  if r.g == 0 then return end
+  -- Bucket b no longer counts once (b + 1) * g + span <= t.
+  local last = idiv(t - span, r.g) - 1
+  local idx = redis.call('ZRANGEBYSCORE', r.z, '-inf', fmt(last))
+  if #idx > 0 then
+    local fields = {}
+    for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b end
+    local vals = redis.call('HMGET', H, unpack(fields))
+    for i = 1, #vals do
+      local v = split(vals[i], DIMS)
+      for d = 1, DIMS do r.tot[d] = math.max(r.tot[d] - v[d], 0) end
+    end
+    redis.call('HDEL', H, unpack(fields))
+    redis.call('ZREMRANGEBYSCORE', r.z, '-inf', fmt(last))
   end
-  if r.n == 0 then for d = 1, DIMS do r.tot[d] = 0 end end
+  if redis.call('ZCARD', r.z) == 0 then for d = 1, DIMS do r.tot[d] = 0 end end
 end
 
 local function counts(r, slot, t, span) return r.g > 0 and (idiv(slot, r.g) + 1) * r.g + span > t end
@@ -120,10 +141,11 @@ local function readd(r, slot, a, t, span)
 end
 
 local function rsub(r, slot, a, t, span)
-  if not counts(r, slot, t, span) or r.n == 0 then return end
-  local b = math.max(idiv(slot, r.g), r.first)
-  if b >= r.first + r.n then return end
-  local v = rget(r, b)
+  if not counts(r, slot, t, span) then return end
+  local b = idiv(slot, r.g)
+  local s = redis.call('HGET', H, field(r, b))
+  if not s then return end
+  local v = split(s, DIMS)
   for d = 1, DIMS do
     local x = math.min(a[d], v[d])
     v[d] = v[d] - x; r.tot[d] = r.tot[d] - x
@@ -138,19 +160,15 @@ local function rearliest(r, from, span, a, lim)
     for d = 1, DIMS do if lim[d] ~= 0 and t[d] + a[d] > lim[d] then return false end end
     return true
   end
-  local at, i = from, 0
   -- Dropping buckets only lowers the totals: if all fit, so does the rest.
-  if fits() then return at end
-  while i < r.n and expiry(r, i, span) <= from do
-    local v = rget(r, r.first + i)
-    for d = 1, DIMS do t[d] = t[d] - v[d] end
-    i = i + 1
-  end
-  while not fits() and i < r.n do
-    local v = rget(r, r.first + i)
-    for d = 1, DIMS do t[d] = t[d] - v[d] end
-    at = math.max(at, expiry(r, i, span))
-    i = i + 1
+  if fits() then return from end
+  local at = from
+  local idx, vals = all(r)
+  for i = 1, #idx do
+    local e = expiry(r, idx[i], span)
+    if e > from and fits() then break end
+    for d = 1, DIMS do t[d] = t[d] - vals[i][d] end
+    at = math.max(at, e)
   end
   return at
 end
@@ -374,8 +392,6 @@ end
 local function save()
   local function ringf(r, out)
     out[#out + 1] = r.p .. 'g'; out[#out + 1] = fmt(r.g)
-    out[#out + 1] = r.p .. 'f'; out[#out + 1] = fmt(r.first)
-    out[#out + 1] = r.p .. 'n'; out[#out + 1] = fmt(r.n)
     out[#out + 1] = r.p .. 't'; out[#out + 1] = join(r.tot, DIMS)
   end
   local out = { 'nr', fmt(st.nr), 'ls', fmt(st.ls), 'li', fmt(st.li), 'cd', fmt(st.cd),
@@ -386,6 +402,5 @@ local function save()
   -- Keep the state while anything in it may still count.
   local last = math.max(st.ls, st.cd, now)
   local ttl = math.ceil((last - now + P.keep) / 1000)
-  redis.call('PEXPIRE', H, ttl)
-  redis.call('PEXPIRE', Q, ttl)
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end

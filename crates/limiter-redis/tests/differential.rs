@@ -1,0 +1,264 @@
+//! Differential test: random sequences of operations applied both to the
+//! core's state machine (`KeyState`) and to Redis (the Lua port), with the
+//! same injected times, must give the same decisions, slots, record ids,
+//! positions, errors and status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::{
+    Clock, Cost, DayWindow, Decision, Error, KeyState, Limits, ManualClock, RecordId, Store,
+    TimeZone, WindowKind,
+};
+use limiter_redis::RedisStore;
+use limiter_test_redis::RedisServer;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Acquire {
+        input: u64,
+        output: u64,
+        images: u64,
+        max_wait_ms: Option<u64>,
+    },
+    Adjust {
+        pick: usize,
+        input: u64,
+        output: u64,
+    },
+    Refund {
+        pick: usize,
+    },
+    Advance {
+        micros: u64,
+    },
+    Cooldown {
+        micros: u64,
+    },
+    Status,
+    Switch,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u64..500, 0u64..400, 0u64..3, proptest::option::of(0u64..5000))
+            .prop_map(|(input, output, images, max_wait_ms)| Op::Acquire { input, output, images, max_wait_ms }),
+        2 => (any::<usize>(), 0u64..600, 0u64..500).prop_map(|(pick, input, output)| Op::Adjust { pick, input, output }),
+        1 => any::<usize>().prop_map(|pick| Op::Refund { pick }),
+        3 => prop_oneof![0u64..2_000_000, 0u64..200_000_000, 0u64..40_000_000_000].prop_map(|micros| Op::Advance { micros }),
+        1 => (0u64..3_000_000).prop_map(|micros| Op::Cooldown { micros }),
+        1 => Just(Op::Status),
+        1 => Just(Op::Switch),
+    ]
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (
+        (
+            0u64..30,
+            0u64..4000,
+            0u64..3000,
+            0u64..2000,
+            0u64..6,
+            0u64..5,
+        ),
+        (
+            1u64..20,
+            0u64..800,
+            any::<bool>(),
+            any::<bool>(),
+            0u64..4,
+            0u32..1440,
+        ),
+        (
+            prop_oneof![Just(1.0), Just(2.5), Just(5.0)],
+            prop_oneof![Just(1.0), Just(1.5), Just(0.7)],
+        ),
+    )
+        .prop_map(
+            |(
+                (rpm, tpm, input, output, ipm, rps),
+                (window_s, guard_ms, bucket, smooth, day, reset),
+                (burn, burst),
+            )| {
+                let mut l = Limits::new()
+                    .rpm(rpm)
+                    .tpm(if tpm < 600 { 0 } else { tpm })
+                    .input_tpm(if input < 500 { 0 } else { input })
+                    .output_tpm(if output < 400 { 0 } else { output })
+                    .ipm(ipm)
+                    .rps(rps)
+                    .window(Duration::from_secs(window_s))
+                    .guard(Duration::from_millis(
+                        guard_ms.min(window_s * 1000 - 1).min(999),
+                    ))
+                    .burndown(burn)
+                    .burst(burst);
+                if bucket {
+                    l = l.window_kind(WindowKind::TokenBucket);
+                }
+                if smooth && (rps > 0 || rpm > 0) {
+                    l = l.smoothing(true);
+                }
+                l = match day {
+                    0 => l,
+                    1 => l.rpd(3 + u64::from(reset % 20)),
+                    2 => l.rpd(5).tpd(3000).day(DayWindow::PACIFIC_MIDNIGHT),
+                    _ => l.tpd(2500).day(DayWindow::Calendar {
+                        reset_minutes: reset,
+                        zone: TimeZone::Fixed {
+                            offset_minutes: 330,
+                        },
+                    }),
+                };
+                l
+            },
+        )
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    core: T,
+    redis: T,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        &core,
+        &redis,
+        "{} differs: core {:?}, redis {:?}",
+        what,
+        core,
+        redis
+    );
+    Ok(())
+}
+
+/// Errors are compared by kind (the messages of store errors differ).
+fn kind(e: &Error) -> String {
+    match e {
+        Error::UnknownRecord(r) => format!("unknown {r}"),
+        Error::ExceedsLimit {
+            dimension,
+            requested,
+            max,
+        } => format!("exceeds {dimension} {requested} {max}"),
+        Error::InvalidNumber { field, .. } => format!("number {field}"),
+        other => format!("other {other}"),
+    }
+}
+
+#[test]
+fn redis_scripts_decide_exactly_as_the_core_state_machine() {
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = ManualClock::new();
+    let store: Arc<dyn Store> = Arc::new(
+        rt.block_on(
+            RedisStore::builder()
+                .url(server.url())
+                .clock(clock.clone())
+                .connect(),
+        )
+        .unwrap(),
+    );
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    runner
+        .run(
+            &(limits(), limits(), proptest::collection::vec(op(), 1..80)),
+            |(first, second, ops)| {
+                let key = format!(
+                    "diff:{}",
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                let mut state = KeyState::new();
+                let mut limits = first;
+                let mut ids: Vec<RecordId> = Vec::new();
+                rt.block_on(async {
+                    for op in &ops {
+                        let now = clock.now();
+                        match *op {
+                            Op::Acquire {
+                                input,
+                                output,
+                                images,
+                                max_wait_ms,
+                            } => {
+                                let cost = Cost::split(input, output).with_images(images);
+                                let wait = max_wait_ms.map(Duration::from_millis);
+                                let c = state.reserve(&limits, &cost, now, wait);
+                                let r = store.reserve(&key, &limits, &cost, wait).await;
+                                match (c, r) {
+                                    (Ok(c), Ok(r)) => {
+                                        same("decision", c, r)?;
+                                        if let Decision::Reserved(res) = c {
+                                            ids.push(res.record);
+                                        }
+                                    }
+                                    (Err(c), Err(r)) => same("error", kind(&c), kind(&r))?,
+                                    (c, r) => prop_assert!(false, "core {:?} vs redis {:?}", c, r),
+                                }
+                            }
+                            Op::Adjust {
+                                pick,
+                                input,
+                                output,
+                            } if !ids.is_empty() => {
+                                let id = ids[pick % ids.len()];
+                                let cost = Cost::split(input, output);
+                                let c = state.adjust(&limits, id, &cost, now).map_err(|e| kind(&e));
+                                let r = store
+                                    .adjust(&key, &limits, id, &cost)
+                                    .await
+                                    .map_err(|e| kind(&e));
+                                same("adjust", c, r)?;
+                            }
+                            Op::Refund { pick } if !ids.is_empty() => {
+                                let id = ids[pick % ids.len()];
+                                let c = state.refund(&limits, id, now).map_err(|e| kind(&e));
+                                let r = store.refund(&key, &limits, id).await.map_err(|e| kind(&e));
+                                same("refund", c, r)?;
+                            }
+                            Op::Advance { micros } => clock.advance(Duration::from_micros(micros)),
+                            Op::Cooldown { micros } => {
+                                let until = now.saturating_add(Duration::from_micros(micros));
+                                state.set_cooldown(until);
+                                store.set_cooldown(&key, until).await.unwrap();
+                                same(
+                                    "cooldown",
+                                    state.cooldown(now),
+                                    store.cooldown(&key).await.unwrap(),
+                                )?;
+                            }
+                            Op::Status => {
+                                let c = state.status(&limits, now).unwrap();
+                                let r = store.status(&key, &limits).await.unwrap();
+                                same("status", c, r)?;
+                            }
+                            Op::Switch => limits = second,
+                            _ => {}
+                        }
+                    }
+                    let now = clock.now();
+                    same(
+                        "final status",
+                        state.status(&limits, now).unwrap(),
+                        store.status(&key, &limits).await.unwrap(),
+                    )
+                })
+            },
+        )
+        .unwrap();
+}
