@@ -45,3 +45,43 @@ fn bad_arguments_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
+
+/// Several processes share one Redis: the provider (metering in Redis on the
+/// server's clock) sees no 429.
+#[test]
+fn processes_sharing_redis_send_no_call_the_provider_rejects() {
+    let server = limiter_test_redis::RedisServer::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args([
+            "--store",
+            "redis",
+            "--redis-url",
+            &server.url(),
+            "--processes",
+            "3",
+            "--duration",
+            "6",
+            "--window",
+            "2",
+            "--guard-ms",
+            "250",
+            "--workers",
+            "12",
+            "--no-baseline",
+            "--json",
+        ])
+        .output()
+        .expect("the simulation runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["rejected_429"], 0, "{v}");
+    assert_eq!(v["processes"], 3, "{v}");
+    assert!(v["calls"].as_u64().unwrap() > 20, "{v}");
+    assert!(v["utilisation"].as_f64().unwrap() > 0.5, "{v}");
+}

@@ -251,10 +251,12 @@ impl Limiter {
                 limits,
                 record: r.record,
             };
+            // Measured on one clock, the local one: the store's "now" may be
+            // another machine's.
+            let asleep = self.inner.clock.now();
             self.inner.clock.sleep(wait).await;
             guard.disarm();
-            // From the store's decision to the wake-up, on the store's clock.
-            waited = self.inner.clock.now().duration_since(r.now);
+            waited = self.inner.clock.now().duration_since(asleep);
         }
         Ok(Permit {
             limiter: self.clone(),
@@ -301,13 +303,13 @@ impl Limiter {
     }
 
     /// Pauses this key for every process sharing the store, for `duration`
-    /// from the store's now (e.g. the provider's `Retry-After`).
+    /// from the store's now (e.g. the provider's `Retry-After`), whatever
+    /// this host's clock says.
     ///
     /// # Errors
     /// [`Error::Store`].
     pub async fn cool_down(&self, duration: Duration) -> Result<()> {
-        let until = self.inner.clock.now().saturating_add(duration);
-        self.inner.store.set_cooldown(&self.inner.key, until).await
+        self.inner.store.cool_down(&self.inner.key, duration).await
     }
 
     /// The end of the cooldown in force, if any.

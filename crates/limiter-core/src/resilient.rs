@@ -933,6 +933,35 @@ impl Store for ResilientStore {
         }
     }
 
+    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
+        let primary = &self.inner.primary;
+        let outcome = self
+            .primary("cool_down", || primary.cool_down(key, duration))
+            .await;
+        let fallback = self.inner.fallback.as_ref();
+        match outcome {
+            Outcome::Done(Ok(())) => {
+                // Copied so that the local store knows it during an outage.
+                if let Some(f) = fallback {
+                    if let Err(e) = f.cool_down(key, duration).await {
+                        tracing::debug!(key, error = %e, "could not copy a cooldown to the local store");
+                    }
+                }
+                Ok(())
+            }
+            Outcome::Done(Err(e)) => Err(e),
+            Outcome::Down(e) => match (self.inner.degradation, fallback) {
+                (Degradation::FailClosed, _) => Err(e),
+                (_, Some(f)) => f.cool_down(key, duration).await,
+                (_, None) => {
+                    tracing::debug!(key, ?duration, error = %e,
+                        "primary store lost: the cooldown is not kept");
+                    Ok(())
+                }
+            },
+        }
+    }
+
     async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
         let primary = &self.inner.primary;
         match self.primary("cooldown", || primary.cooldown(key)).await {

@@ -390,6 +390,10 @@ pub struct KeyState {
     days: Days,
     buckets: [Gcra; DIMS],
     cooldown_until: u64,
+    /// The latest "now" seen: time never goes back for a key, so that
+    /// callers whose clock readings reach it out of order (threads racing
+    /// for its lock, a server clock stepped back) cannot break FIFO.
+    last_now: u64,
     /// The plan of the limits last used; not part of the state proper.
     #[serde(skip)]
     plan: PlanCache,
@@ -448,6 +452,15 @@ fn check_now(now: Timestamp) -> Result<u64> {
         });
     }
     Ok(us)
+}
+
+impl KeyState {
+    /// `now`, checked, and never before a "now" already seen.
+    fn monotonic(&mut self, now: Timestamp) -> Result<u64> {
+        let us = check_now(now)?.max(self.last_now);
+        self.last_now = us;
+        Ok(us)
+    }
 }
 
 /// The calendar day of `at`, and whether `at + guard` is in the next one.
@@ -570,7 +583,8 @@ impl KeyState {
     ) -> Result<Decision> {
         let p = &self.plan.get(limits)?;
         let a = p.amounts(cost)?;
-        let now_us = check_now(now)?;
+        let now_us = self.monotonic(now)?;
+        let now = Timestamp::from_micros(now_us);
         self.advance(p, now_us);
         let slot = self.earliest(p, &a, now_us);
         if let Some(max) = max_wait {
@@ -715,7 +729,7 @@ impl KeyState {
     ) -> Result<()> {
         let p = &self.plan.get(limits)?;
         let new = actual.amounts(limits.burndown)?;
-        let now_us = check_now(now)?;
+        let now_us = self.monotonic(now)?;
         self.advance(p, now_us);
         let Some(r) = self.records.get(record.0).copied() else {
             return Err(Error::UnknownRecord(record));
@@ -767,7 +781,7 @@ impl KeyState {
     /// [`Error::UnknownRecord`]; the state is then unchanged.
     pub fn refund(&mut self, limits: &Limits, record: RecordId, now: Timestamp) -> Result<()> {
         let p = &self.plan.get(limits)?;
-        let now_us = check_now(now)?;
+        let now_us = self.monotonic(now)?;
         self.advance(p, now_us);
         let Some(r) = self.records.remove(record.0) else {
             return Err(Error::UnknownRecord(record));
@@ -802,7 +816,8 @@ impl KeyState {
     /// Bad limits.
     pub fn status(&mut self, limits: &Limits, now: Timestamp) -> Result<Status> {
         let p = &self.plan.get(limits)?;
-        let now_us = check_now(now)?;
+        let now_us = self.monotonic(now)?;
+        let now = Timestamp::from_micros(now_us);
         self.advance(p, now_us);
         let mut usage = Vec::new();
         let per_window = [
@@ -1235,5 +1250,22 @@ mod tests {
         assert_eq!(s.window.sums.len(), 2);
         s.refund(&limits, r.record, at(3)).unwrap();
         assert_eq!(s.window.sums.len(), 1);
+    }
+
+    #[test]
+    fn time_never_goes_back_for_a_key() {
+        let limits = Limits::new().rpm(1).window(Duration::from_secs(10));
+        let mut s = KeyState::new();
+        let a = reserved(
+            s.reserve(&limits, &Cost::request(), at(5_000_000), None)
+                .unwrap(),
+        );
+        // A caller whose clock reading is older reaches the state later.
+        let b = reserved(
+            s.reserve(&limits, &Cost::request(), at(1_000_000), None)
+                .unwrap(),
+        );
+        assert!(b.slot > a.slot);
+        assert_eq!(b.now, at(5_000_000));
     }
 }

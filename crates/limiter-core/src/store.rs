@@ -174,6 +174,22 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// [`Error::Store`].
     async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()>;
 
+    /// Pauses `key` for `duration` from the store's own "now" (the server's
+    /// clock, for a remote store), for every caller sharing the store; a
+    /// later end replaces an earlier one. Prefer this to
+    /// [`set_cooldown`](Store::set_cooldown) with a locally computed end: a
+    /// host whose clock is off would end the pause early or late for all.
+    ///
+    /// The provided implementation reads [`clock`](Store::clock); stores
+    /// with a clock of their own (Redis) compute the end there.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
+        let until = self.clock().now().saturating_add(duration);
+        self.set_cooldown(key, until).await
+    }
+
     /// The end of the cooldown in force for `key`, if any.
     ///
     /// # Errors
@@ -219,6 +235,9 @@ macro_rules! forward_store {
             }
             async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
                 (**self).set_cooldown(key, until).await
+            }
+            async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
+                (**self).cool_down(key, duration).await
             }
             async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
                 (**self).cooldown(key).await

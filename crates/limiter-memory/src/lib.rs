@@ -134,10 +134,12 @@ impl MemoryStore {
         f: impl FnOnce(&mut KeyState, Timestamp) -> T,
     ) -> T {
         self.maybe_sweep();
-        let now = self.inner.clock.now();
+        // The clock is read under the key's lock, so that callers reach the
+        // state in the order of their readings.
         if let Some(e) = self.inner.keys.get(key) {
             let mut e = e.lock();
             e.limits = *limits;
+            let now = self.inner.clock.now();
             return f(&mut e.state, now);
         }
         let e = self.inner.keys.entry(key.into()).or_insert_with(|| {
@@ -148,6 +150,7 @@ impl MemoryStore {
         });
         let mut e = e.lock();
         e.limits = *limits;
+        let now = self.inner.clock.now();
         f(&mut e.state, now)
     }
 

@@ -39,6 +39,13 @@ impl fmt::Debug for TimeSource {
     }
 }
 
+/// What a cooldown call does.
+enum CooldownSet {
+    Until(Timestamp),
+    For(Duration),
+    Get,
+}
+
 #[derive(Debug)]
 pub(crate) struct Core<B> {
     pub(crate) backend: B,
@@ -117,17 +124,22 @@ impl<B: Backend> Core<B> {
         args::decode_status(limits, &reply)
     }
 
-    async fn cooldown_call(&self, key: &str, set: Option<Timestamp>) -> Result<Option<Timestamp>> {
+    async fn cooldown_call(&self, key: &str, set: CooldownSet) -> Result<Option<Timestamp>> {
         let [state, ..] = self.layout.keys(key);
         let mut args = vec![args::now_arg(self.now())];
+        // Keep the key a minute past the cooldown's end.
+        let keep = "60000".to_string();
         match set {
-            Some(until) => args.extend([
-                "set".to_string(),
-                until.as_micros().to_string(),
-                // Keep the key a minute past the cooldown's end.
-                "60000".to_string(),
-            ]),
-            None => args.push("get".to_string()),
+            CooldownSet::Until(until) => {
+                args.extend(["set".to_string(), until.as_micros().to_string(), keep]);
+            }
+            CooldownSet::For(d) => {
+                let us = u64::try_from(d.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .min(1 << 52);
+                args.extend(["for".to_string(), us.to_string(), keep]);
+            }
+            CooldownSet::Get => args.push("get".to_string()),
         }
         let reply = self.backend.eval(Op::Cooldown, &[state], args).await?;
         match reply.as_slice() {
@@ -141,11 +153,19 @@ impl<B: Backend> Core<B> {
     }
 
     pub(crate) async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        self.cooldown_call(key, Some(until)).await.map(|_| ())
+        self.cooldown_call(key, CooldownSet::Until(until))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
+        self.cooldown_call(key, CooldownSet::For(duration))
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
-        self.cooldown_call(key, None).await
+        self.cooldown_call(key, CooldownSet::Get).await
     }
 
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
@@ -193,6 +213,13 @@ macro_rules! impl_store {
                 until: limiter_core::Timestamp,
             ) -> limiter_core::Result<()> {
                 self.core.set_cooldown(key, until).await
+            }
+            async fn cool_down(
+                &self,
+                key: &str,
+                duration: std::time::Duration,
+            ) -> limiter_core::Result<()> {
+                self.core.cool_down(key, duration).await
             }
             async fn cooldown(
                 &self,

@@ -1,5 +1,6 @@
 //! The Redis store of **llm-limiter**: many processes on many hosts share one
-//! quota through one Redis (standalone or Cluster).
+//! quota through one Redis (standalone, Cluster, or behind Sentinel with
+//! `fred`).
 //!
 //! The core's FIFO admission state machine runs on the server as Lua scripts
 //! (`src/lua/`), one `EVALSHA` per operation, so every process sees the same
@@ -10,15 +11,30 @@
 //!   in the core).
 //! - **Server time.** Scripts read `TIME` on the server, so processes whose
 //!   clocks disagree still share limits and order. Tests may pass a manual
-//!   clock instead ([`RedisStoreBuilder::clock`]).
+//!   clock instead (`clock` on either store's builder).
 //! - **Cluster-ready keys.** All keys of one limiter key share a hash tag;
 //!   every key has a TTL, so abandoned state vanishes ([`KeyLayout`]).
 //! - **Scripts by SHA**, sent again when the server answers `NOSCRIPT`.
 //!
 //! # Feature flags
 //!
-//! - `redis-rs` (default): [`RedisStore`], on the `redis` crate.
-//! - `fred`: `FredStore`, on the `fred` crate.
+#![cfg_attr(
+    feature = "redis-rs",
+    doc = "- `redis-rs` (default): [`RedisStore`], on the `redis` crate."
+)]
+#![cfg_attr(
+    not(feature = "redis-rs"),
+    doc = "- `redis-rs` (default): `RedisStore`, on the `redis` crate."
+)]
+#![cfg_attr(
+    feature = "fred",
+    doc = "- `fred`: [`FredStore`], on the `fred` crate: standalone, Cluster or"
+)]
+#![cfg_attr(
+    not(feature = "fred"),
+    doc = "- `fred`: `FredStore`, on the `fred` crate: standalone, Cluster or"
+)]
+//!   Sentinel, over a small pool of connections that reconnect on their own.
 //!
 //! Both may be on at once; they run the same scripts and pass the same
 //! conformance suite.
@@ -27,10 +43,15 @@
 
 mod args;
 mod core;
+#[cfg(feature = "fred")]
+mod fred;
 mod keys;
 #[cfg(feature = "redis-rs")]
 mod redis_rs;
 
+#[cfg(feature = "fred")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fred")))]
+pub use crate::fred::{FredStore, FredStoreBuilder};
 pub use keys::KeyLayout;
 #[cfg(feature = "redis-rs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-rs")))]

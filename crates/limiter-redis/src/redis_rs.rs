@@ -120,7 +120,6 @@ impl Backend for RedisRsBackend {
 }
 
 /// Builds a [`RedisStore`]; see [`RedisStore::builder`].
-#[derive(Debug)]
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     cluster: bool,
@@ -128,6 +127,20 @@ pub struct RedisStoreBuilder {
     clock: Option<Arc<dyn Clock>>,
     response_timeout: Duration,
     connection_timeout: Duration,
+}
+
+/// URLs may hold passwords: `Debug` shows how many there are, not them.
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("urls", &self.urls.len())
+            .field("cluster", &self.cluster)
+            .field("layout", &self.layout)
+            .field("clock", &self.clock)
+            .field("response_timeout", &self.response_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .finish()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -197,11 +210,10 @@ impl RedisStoreBuilder {
                 .response_timeout(self.response_timeout)
                 .connection_timeout(self.connection_timeout)
                 .build()
-                .map_err(|e| invalid_url(&self.urls, e))?;
+                .map_err(invalid_url)?;
             Conn::Cluster(client.get_async_connection().await.map_err(convert)?)
         } else {
-            let client = redis::Client::open(self.urls[0].as_str())
-                .map_err(|e| invalid_url(&self.urls, e))?;
+            let client = redis::Client::open(self.urls[0].as_str()).map_err(invalid_url)?;
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(self.response_timeout))
                 .set_connection_timeout(Some(self.connection_timeout))
@@ -221,22 +233,11 @@ impl RedisStoreBuilder {
     }
 }
 
-fn invalid_url(urls: &[String], e: redis::RedisError) -> Error {
-    // The URL may hold a password: name the fault, not the URL.
-    let _ = urls;
+/// The URL may hold a password: name the fault, not the URL.
+fn invalid_url(e: redis::RedisError) -> Error {
     Error::InvalidConfig {
         field: "url".into(),
-        reason: format!("not a usable Redis URL: {}", e.kind_name()),
-    }
-}
-
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
+        reason: format!("not a usable Redis URL: {:?}", e.kind()),
     }
 }
 

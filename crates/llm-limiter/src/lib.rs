@@ -7,3 +7,13 @@ pub use limiter_core::*;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use limiter_memory::MemoryStore;
+
+/// Key layout of the Redis stores.
+#[cfg(any(feature = "redis", feature = "fred"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "fred"))))]
+pub use limiter_redis::KeyLayout;
+
+/// The Redis store on the `redis` crate.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use limiter_redis::{RedisStore, RedisStoreBuilder};

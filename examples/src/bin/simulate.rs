@@ -3,33 +3,43 @@
 //! single 429.
 //!
 //! The simulated provider knows nothing of the limiter. It meters the time
-//! each call *arrives* (after a random network delay) in an exact log per
-//! limit, and answers 429 to any call that would put more than the limit into
-//! any window of `--window` seconds; it then answers after a random latency.
-//! The same workload is then run without the limiter for contrast.
+//! each call *arrives* (after a random network delay) in an exact log, and
+//! answers 429 to any call that would put more than a limit into any window
+//! of `--window` seconds; it then answers after a random latency. The same
+//! workload is then run without the limiter for contrast.
+//!
+//! With `--store redis` the limiter's state and the provider's log both live
+//! in one Redis (the provider's clock is then the server's), and
+//! `--processes N` runs the workers in N operating-system processes.
 //!
 //! ```text
 //! cargo run --release -p examples --bin simulate
 //! cargo run --release -p examples --bin simulate -- --workers 64 --rpm 120 --json
+//! cargo run --release -p examples --bin simulate -- --store redis --redis-url redis://127.0.0.1:6390/ --processes 4
 //! ```
 
 use std::collections::VecDeque;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use llm_limiter::{Cost, Dimension, Error, Limiter, Limits, MemoryStore, Store, Timestamp};
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_limiter::{
+    Cost, Dimension, Error, Limiter, Limits, MemoryStore, RedisStore, Store, Timestamp,
+};
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the limiter keeps its state.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum StoreKind {
     /// In this process.
     Memory,
+    /// In Redis (`--redis-url`), shared by every process.
+    Redis,
 }
 
 /// What the provider charges for output tokens.
@@ -46,12 +56,19 @@ enum Metering {
 
 /// Simulates workers sharing one provider quota through llm-limiter.
 #[derive(Parser, Debug, Clone)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 struct Args {
     /// Store for the limiter.
     #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     store: StoreKind,
-    /// Concurrent workers.
+    /// Redis URL for `--store redis` (the provider's log lives there too).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Operating-system processes sharing the workers (needs `--store
+    /// redis`).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Concurrent workers in all.
     #[arg(long, default_value_t = 32)]
     workers: usize,
     /// Seconds each run lasts (the limited run, then the unlimited one).
@@ -89,7 +106,7 @@ struct Args {
     #[arg(long, num_args = 2, default_values_t = [200, 1200])]
     latency_ms: Vec<u64>,
     /// The limiter's guard band in ms: it must cover the spread of network
-    /// delay plus wake-up lateness.
+    /// delay plus wake-up lateness (and, with Redis, the round trip).
     #[arg(long, default_value_t = 60)]
     guard_ms: u64,
     /// Skip the run without the limiter.
@@ -101,29 +118,36 @@ struct Args {
     /// Print the summary as one JSON object on stdout (and no progress).
     #[arg(long)]
     json: bool,
+    /// Internal: run as one of the worker processes of a run.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+    /// Internal: a child's first worker number.
+    #[arg(long, hide = true, default_value_t = 0)]
+    first_worker: usize,
+    /// Internal: the child runs without the limiter.
+    #[arg(long, hide = true)]
+    unlimited: bool,
+    /// Internal: the run's start, µs since the epoch.
+    #[arg(long, hide = true, default_value_t = 0)]
+    start_us: u64,
 }
 
-/// A strict provider: an exact log of arrivals per limit.
-struct Provider {
+/// The simulated provider: an exact log of arrivals per limit.
+enum Provider {
+    Local(LocalProvider),
+    Redis(RedisProvider),
+}
+
+/// Which limits the provider enforces and the amounts a call counts.
+#[derive(Clone)]
+struct Meter {
     window_us: u64,
     limits: Vec<(Dimension, u64)>,
-    state: Mutex<ProviderState>,
 }
 
-#[derive(Default)]
-struct ProviderState {
-    /// (arrival µs, amounts per limit) of every accepted call in the window.
-    log: VecDeque<(u64, Vec<u64>)>,
-    /// Totals of `log`.
-    totals: Vec<u64>,
-    /// Every accepted call, for the utilisation figures.
-    accepted: Vec<(u64, Vec<u64>)>,
-    rejected: u64,
-}
-
-impl Provider {
+impl Meter {
     fn new(window: Duration, limits: &Limits) -> Self {
-        let limits: Vec<(Dimension, u64)> = [
+        let limits = [
             Dimension::Rpm,
             Dimension::Tpm,
             Dimension::InputTpm,
@@ -133,14 +157,9 @@ impl Provider {
         .map(|d| (d, limits.get(d)))
         .filter(|(_, l)| *l > 0)
         .collect();
-        let n = limits.len();
-        Provider {
+        Meter {
             window_us: window.as_micros() as u64,
             limits,
-            state: Mutex::new(ProviderState {
-                totals: vec![0; n],
-                ..ProviderState::default()
-            }),
         }
     }
 
@@ -155,15 +174,176 @@ impl Provider {
             })
             .collect()
     }
+}
 
-    /// A call arrives now: accepted, or 429 if any window of `window`
-    /// ending now (both ends included) would exceed a limit.
+/// The provider in this process, on this machine's clock.
+struct LocalProvider {
+    meter: Meter,
+    state: Mutex<LocalLog>,
+}
+
+#[derive(Default)]
+struct LocalLog {
+    log: VecDeque<(u64, Vec<u64>)>,
+    totals: Vec<u64>,
+    accepted: Vec<(u64, Vec<u64>)>,
+    rejected: u64,
+}
+
+/// The provider in Redis, on the server's clock: one script call per
+/// arrival, over its own keys (a sorted set of arrivals and their amounts).
+struct RedisProvider {
+    meter: Meter,
+    conn: redis::aio::MultiplexedConnection,
+    run: String,
+}
+
+const PROVIDER_LUA: &str = r#"
+-- A strict provider: an exact log of arrival times; 429 when any window
+-- of ARGV[1] µs ending now (both ends in) would exceed a limit.
+-- KEYS: log (zset seq->t), amounts (hash seq->csv), totals (hash),
+--       accepted (list "t,a1,a2,.."), rejected (counter)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local w = tonumber(ARGV[1])
+local k = tonumber(ARGV[2])
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - w))
+for _, seq in ipairs(old) do
+  local a = redis.call('HGET', KEYS[2], seq)
+  local i = 0
+  for v in string.gmatch(a, '[^,]+') do
+    i = i + 1
+    redis.call('HINCRBY', KEYS[3], i, -tonumber(v))
+  end
+  redis.call('HDEL', KEYS[2], seq)
+  redis.call('ZREM', KEYS[1], seq)
+end
+for i = 1, k do
+  local lim = tonumber(ARGV[2 + i])
+  local amt = tonumber(ARGV[2 + k + i])
+  local tot = tonumber(redis.call('HGET', KEYS[3], i)) or 0
+  if tot + amt > lim then
+    redis.call('INCR', KEYS[5])
+    return 0
+  end
+end
+local parts = {}
+for i = 1, k do
+  local amt = tonumber(ARGV[2 + k + i])
+  redis.call('HINCRBY', KEYS[3], i, amt)
+  parts[i] = ARGV[2 + k + i]
+end
+local seq = redis.call('INCR', KEYS[3] .. ':seq')
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), seq)
+redis.call('HSET', KEYS[2], seq, table.concat(parts, ','))
+redis.call('RPUSH', KEYS[4], string.format('%.0f', now) .. ',' .. table.concat(parts, ','))
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], 3600000) end
+redis.call('PEXPIRE', KEYS[3] .. ':seq', 3600000)
+return 1
+"#;
+
+impl RedisProvider {
+    fn keys(&self) -> Vec<String> {
+        ["log", "amt", "tot", "acc", "rej"]
+            .iter()
+            .map(|k| format!("{{sim:{}}}:{k}", self.run))
+            .collect()
+    }
+
+    async fn arrive(&self, input: u64, output: u64) -> Result<bool, String> {
+        let script = redis::Script::new(PROVIDER_LUA);
+        let mut call = script.prepare_invoke();
+        for k in self.keys() {
+            call.key(k);
+        }
+        call.arg(self.meter.window_us).arg(self.meter.limits.len());
+        for (_, l) in &self.meter.limits {
+            call.arg(*l);
+        }
+        for a in self.meter.amounts(input, output) {
+            call.arg(a);
+        }
+        let mut conn = self.conn.clone();
+        let ok: i64 = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ok == 1)
+    }
+
+    async fn log(&self) -> Result<(Vec<(u64, Vec<u64>)>, u64), String> {
+        let keys = self.keys();
+        let mut conn = self.conn.clone();
+        let acc: Vec<String> = redis::cmd("LRANGE")
+            .arg(&keys[3])
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rej: Option<u64> = redis::cmd("GET")
+            .arg(&keys[4])
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let log = acc
+            .iter()
+            .filter_map(|line| {
+                let mut v = line.split(',').map(|x| x.parse::<u64>().ok());
+                let t = v.next()??;
+                Some((t, v.collect::<Option<Vec<u64>>>()?))
+            })
+            .collect();
+        Ok((log, rej.unwrap_or(0)))
+    }
+}
+
+impl Provider {
+    fn meter(&self) -> &Meter {
+        match self {
+            Provider::Local(p) => &p.meter,
+            Provider::Redis(p) => &p.meter,
+        }
+    }
+
+    /// A call arrives now: accepted, or 429.
+    async fn arrive(&self, input: u64, charged_output: u64) -> bool {
+        match self {
+            Provider::Local(p) => p.arrive(input, charged_output),
+            Provider::Redis(p) => match p.arrive(input, charged_output).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    eprintln!("provider unreachable: {e}");
+                    false
+                }
+            },
+        }
+    }
+
+    async fn log(&self) -> (Vec<(u64, Vec<u64>)>, u64) {
+        match self {
+            Provider::Local(p) => {
+                let s = p.state.lock();
+                (s.accepted.clone(), s.rejected)
+            }
+            Provider::Redis(p) => p.log().await.unwrap_or_else(|e| {
+                eprintln!("cannot read the provider's log: {e}");
+                std::process::exit(1);
+            }),
+        }
+    }
+}
+
+impl LocalProvider {
     fn arrive(&self, input: u64, charged_output: u64) -> bool {
         let now = Timestamp::now_system().as_micros();
-        let a = self.amounts(input, charged_output);
+        let a = self.meter.amounts(input, charged_output);
         let mut s = self.state.lock();
+        if s.totals.is_empty() {
+            s.totals = vec![0; a.len()];
+        }
         while let Some((t, old)) = s.log.front() {
-            if *t + self.window_us >= now {
+            if *t + self.meter.window_us >= now {
                 break;
             }
             let old = old.clone();
@@ -173,6 +353,7 @@ impl Provider {
             }
         }
         let fits = self
+            .meter
             .limits
             .iter()
             .zip(&s.totals)
@@ -214,6 +395,7 @@ struct RunSummary {
 #[derive(Debug, Serialize)]
 struct Summary {
     store: String,
+    processes: usize,
     workers: usize,
     duration_s: f64,
     window_s: f64,
@@ -227,6 +409,14 @@ struct Summary {
     wait_p99_ms: f64,
     limited: RunSummary,
     without_limiter: Option<RunSummary>,
+}
+
+/// What a child process reports to its parent (one JSON line).
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct ChildReport {
+    calls: u64,
+    cancelled: u64,
+    waits_ms: Vec<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -303,7 +493,7 @@ async fn worker(
             Metering::Reserved => max_tokens,
             Metering::Actual => actual_output,
         };
-        let ok = shared.provider.arrive(input, charged);
+        let ok = shared.provider.arrive(input, charged).await;
         shared.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(if ok { latency } else { net }).await;
         if let (Some(p), true, Metering::Actual) = (&permit, ok, args.metering) {
@@ -318,88 +508,225 @@ async fn worker(
     }
 }
 
-async fn run(args: &Args, store: Option<Arc<dyn Store>>, label: &str) -> RunSummary {
-    let window = Duration::from_secs_f64(args.window);
-    let limits = Limits::new()
+fn limits_of(args: &Args) -> Limits {
+    Limits::new()
         .rpm(args.rpm)
         .tpm(args.tpm)
         .input_tpm(args.input_tpm)
         .output_tpm(args.output_tpm)
-        .window(window)
-        .guard(Duration::from_millis(args.guard_ms));
+        .window(Duration::from_secs_f64(args.window))
+        .guard(Duration::from_millis(args.guard_ms))
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2);
+}
+
+async fn redis_conn(args: &Args) -> redis::aio::MultiplexedConnection {
+    let url = args.redis_url.as_deref().unwrap_or_default();
+    let client = redis::Client::open(url).unwrap_or_else(|e| fail(format!("--redis-url: {e}")));
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot reach Redis at --redis-url: {e}")))
+}
+
+async fn provider(args: &Args, run: &str) -> Provider {
+    let meter = Meter::new(Duration::from_secs_f64(args.window), &limits_of(args));
+    match args.store {
+        StoreKind::Memory => Provider::Local(LocalProvider {
+            meter,
+            state: Mutex::new(LocalLog::default()),
+        }),
+        StoreKind::Redis => Provider::Redis(RedisProvider {
+            meter,
+            conn: redis_conn(args).await,
+            run: run.to_string(),
+        }),
+    }
+}
+
+async fn limiter(args: &Args, run: &str) -> Limiter {
+    let store: Arc<dyn Store> = match args.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Redis => {
+            let url = args.redis_url.as_deref().unwrap_or_default();
+            Arc::new(
+                RedisStore::connect(url)
+                    .await
+                    .unwrap_or_else(|e| fail(format!("cannot connect the limiter: {e}"))),
+            )
+        }
+    };
+    Limiter::builder_shared(store, format!("sim-model:{run}"))
+        .limits(limits_of(args))
+        .build()
+        .unwrap_or_else(|e| fail(format!("invalid limits: {e}")))
+}
+
+/// Runs `workers` workers in this process from `start_us` for the run's
+/// duration.
+async fn run_here(
+    args: &Args,
+    run: &str,
+    limited: bool,
+    first: usize,
+    workers: usize,
+    start_us: u64,
+    label: &str,
+) -> (Arc<Shared>, Option<ProgressBar>) {
     let shared = Arc::new(Shared {
         args: args.clone(),
-        provider: Provider::new(window, &limits),
+        provider: provider(args, run).await,
         calls: AtomicU64::new(0),
         cancelled: AtomicU64::new(0),
         waits_ms: Mutex::new(Vec::new()),
     });
-    let limiter = match store {
-        Some(store) => match Limiter::builder_shared(store, "sim-model")
-            .limits(limits)
-            .build()
-        {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("invalid limits: {e}");
-                std::process::exit(2);
-            }
-        },
-        None => None,
-    };
-    let duration = Duration::from_secs_f64(args.duration);
-    let start_us = Timestamp::now_system().as_micros();
-    let deadline = tokio::time::Instant::now() + duration;
-    let bar = if args.json {
-        ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::hidden())
+    let limiter = if limited {
+        Some(limiter(args, run).await)
     } else {
-        ProgressBar::new(1000)
+        None
     };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {elapsed:>3} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    let tasks: Vec<_> = (0..args.workers)
+    // Start together with the other processes.
+    let now = Timestamp::now_system().as_micros();
+    if start_us > now {
+        tokio::time::sleep(Duration::from_micros(start_us - now)).await;
+    }
+    let duration = Duration::from_secs_f64(args.duration);
+    let deadline = tokio::time::Instant::now() + duration;
+    let bar = (!args.json && args.child.is_none()).then(|| {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>16} [{bar:30}] {elapsed:>3} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    });
+    let tasks: Vec<_> = (first..first + workers)
         .map(|i| tokio::spawn(worker(i, shared.clone(), limiter.clone(), deadline)))
         .collect();
     let t0 = tokio::time::Instant::now();
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let frac = t0.elapsed().as_secs_f64() / duration.as_secs_f64();
-        bar.set_position((frac.min(1.0) * 1000.0) as u64);
-        let rejected = shared.provider.state.lock().rejected;
-        bar.set_message(format!(
-            "calls {:>6}  429s {:>5}",
-            shared.calls.load(Ordering::Relaxed),
-            rejected
-        ));
+        if let Some(bar) = &bar {
+            let frac = t0.elapsed().as_secs_f64() / duration.as_secs_f64();
+            bar.set_position((frac.min(1.0) * 1000.0) as u64);
+            bar.set_message(format!("calls {:>6}", shared.calls.load(Ordering::Relaxed)));
+        }
     }
     for t in tasks {
         let _ = t.await;
     }
-    bar.finish();
-    let end_us = start_us + duration.as_micros() as u64;
-    summarise(&shared, &limits, start_us, end_us)
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    (shared, bar)
 }
 
-fn summarise(shared: &Shared, limits: &Limits, start_us: u64, end_us: u64) -> RunSummary {
-    let p = &shared.provider;
-    let st = p.state.lock();
+/// Runs the workers in `processes` child processes and gathers their
+/// reports.
+async fn run_children(args: &Args, run: &str, limited: bool, start_us: u64) -> ChildReport {
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(e));
+    let per = args.workers.div_ceil(args.processes);
+    let mut children = Vec::new();
+    for p in 0..args.processes {
+        let first = p * per;
+        let n = per.min(args.workers.saturating_sub(first));
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(std::env::args().skip(1))
+            .args(["--child", run, "--json", "--no-baseline"])
+            .args(["--workers", &n.to_string()])
+            .args(["--first-worker", &first.to_string()])
+            .args(["--start-us", &start_us.to_string()])
+            .args(["--processes", "1"])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if !limited {
+            cmd.arg("--unlimited");
+        }
+        children.push(
+            cmd.spawn()
+                .unwrap_or_else(|e| fail(format!("cannot start a worker process: {e}"))),
+        );
+    }
+    let mut total = ChildReport::default();
+    for c in children {
+        let out = c
+            .wait_with_output()
+            .await
+            .unwrap_or_else(|e| fail(format!("worker process: {e}")));
+        if !out.status.success() {
+            fail(format!("a worker process failed: {}", out.status));
+        }
+        let r: ChildReport = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| fail(format!("bad report from a worker process: {e}")));
+        total.calls += r.calls;
+        total.cancelled += r.cancelled;
+        total.waits_ms.extend(r.waits_ms);
+    }
+    total
+}
+
+async fn run(args: &Args, limited: bool, label: &str) -> RunSummary {
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        Timestamp::now_system().as_micros()
+    );
+    let start_us = Timestamp::now_system().as_micros() + 1_500_000;
+    let provider_view;
+    let report = if args.processes > 1 {
+        if !args.json {
+            eprintln!(
+                "{label}: {} processes, {} workers ...",
+                args.processes, args.workers
+            );
+        }
+        let r = run_children(args, &run, limited, start_us).await;
+        provider_view = provider(args, &run).await;
+        r
+    } else {
+        let (shared, _) = run_here(args, &run, limited, 0, args.workers, start_us, label).await;
+        let r = ChildReport {
+            calls: shared.calls.load(Ordering::Relaxed),
+            cancelled: shared.cancelled.load(Ordering::Relaxed),
+            waits_ms: shared.waits_ms.lock().clone(),
+        };
+        let Ok(shared) = Arc::try_unwrap(shared) else {
+            fail("workers still hold the provider");
+        };
+        provider_view = shared.provider;
+        r
+    };
+    let end_us = start_us + Duration::from_secs_f64(args.duration).as_micros() as u64;
+    summarise(&provider_view, args, report, start_us, end_us).await
+}
+
+async fn summarise(
+    provider: &Provider,
+    args: &Args,
+    report: ChildReport,
+    start_us: u64,
+    end_us: u64,
+) -> RunSummary {
+    let meter = provider.meter();
+    let (accepted, rejected) = provider.log().await;
     // Steady state: from one window after the start (the first window's
     // burst is free capacity any client gets) to the end.
-    let from = start_us + p.window_us;
+    let from = start_us + meter.window_us;
     let span = end_us.saturating_sub(from).max(1) as f64;
+    let limits = limits_of(args);
     let mut uses = Vec::new();
-    for (i, (d, l)) in p.limits.iter().enumerate() {
-        let consumed: u64 = st
-            .accepted
+    for (i, (d, l)) in meter.limits.iter().enumerate() {
+        let consumed: u64 = accepted
             .iter()
             .filter(|(t, _)| *t >= from && *t < end_us)
             .map(|(_, a)| a[i])
             .sum();
-        let capacity = *l as f64 * span / p.window_us as f64;
+        let capacity = *l as f64 * span / meter.window_us as f64;
         uses.push(LimitUse {
             limit: d.name(),
             per_window: limits.get(*d),
@@ -409,18 +736,18 @@ fn summarise(shared: &Shared, limits: &Limits, start_us: u64, end_us: u64) -> Ru
     let binding = uses
         .iter()
         .max_by(|a, b| a.utilisation.total_cmp(&b.utilisation));
-    let mut waits = shared.waits_ms.lock().clone();
+    let mut waits = report.waits_ms;
     waits.sort_by(f64::total_cmp);
     RunSummary {
-        calls: shared.calls.load(Ordering::Relaxed),
-        rejected_429: st.rejected,
+        calls: report.calls,
+        rejected_429: rejected,
         utilisation: binding.map_or(0.0, |b| b.utilisation),
         binding_limit: binding.map(|b| b.limit),
-        limits: uses,
         wait_p50_ms: percentile(&waits, 0.5),
         wait_p99_ms: percentile(&waits, 0.99),
         wait_max_ms: waits.last().copied().unwrap_or(0.0),
-        cancelled_at_end: shared.cancelled.load(Ordering::Relaxed),
+        limits: uses,
+        cancelled_at_end: report.cancelled,
     }
 }
 
@@ -436,6 +763,18 @@ fn check_args(args: &Args) -> Result<(), String> {
     }
     if args.rpm == 0 && args.tpm == 0 && args.input_tpm == 0 && args.output_tpm == 0 {
         return Err("at least one of --rpm, --tpm, --input-tpm, --output-tpm must be on".into());
+    }
+    if args.store == StoreKind::Redis && args.redis_url.is_none() {
+        return Err("--store redis needs --redis-url".into());
+    }
+    if args.processes == 0 || args.processes > 64 {
+        return Err("--processes must be in 1..=64".into());
+    }
+    if args.processes > 1 && args.store != StoreKind::Redis {
+        return Err("--processes above 1 needs --store redis (processes share Redis)".into());
+    }
+    if args.processes > args.workers {
+        return Err("--processes must not exceed --workers".into());
     }
     Ok(())
 }
@@ -457,11 +796,32 @@ fn print_run(name: &str, r: &RunSummary) {
             }
         );
     }
-    if r.wait_max_ms > 0.0 || r.calls > 0 {
-        println!(
-            "  wait p50/p99/max   {:>7.0} / {:.0} / {:.0} ms",
-            r.wait_p50_ms, r.wait_p99_ms, r.wait_max_ms
-        );
+    println!(
+        "  wait p50/p99/max   {:>7.0} / {:.0} / {:.0} ms",
+        r.wait_p50_ms, r.wait_p99_ms, r.wait_max_ms
+    );
+}
+
+/// A child process: run its share of the workers and report on stdout.
+async fn child_main(args: &Args, run: &str) {
+    let (shared, _) = run_here(
+        args,
+        run,
+        !args.unlimited,
+        args.first_worker,
+        args.workers,
+        args.start_us,
+        "",
+    )
+    .await;
+    let report = ChildReport {
+        calls: shared.calls.load(Ordering::Relaxed),
+        cancelled: shared.cancelled.load(Ordering::Relaxed),
+        waits_ms: shared.waits_ms.lock().clone(),
+    };
+    match serde_json::to_string(&report) {
+        Ok(s) => println!("{s}"),
+        Err(e) => fail(e),
     }
 }
 
@@ -469,20 +829,21 @@ fn print_run(name: &str, r: &RunSummary) {
 async fn main() {
     let args = Args::parse();
     if let Err(e) = check_args(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(2);
+        fail(e);
     }
-    let store: Arc<dyn Store> = match args.store {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-    };
-    let limited = run(&args, Some(store), "with limiter").await;
+    if let Some(run) = args.child.clone() {
+        child_main(&args, &run).await;
+        return;
+    }
+    let limited = run(&args, true, "with limiter").await;
     let baseline = if args.no_baseline {
         None
     } else {
-        Some(run(&args, None, "without limiter").await)
+        Some(run(&args, false, "without limiter").await)
     };
     let summary = Summary {
         store: format!("{:?}", args.store).to_lowercase(),
+        processes: args.processes,
         workers: args.workers,
         duration_s: args.duration,
         window_s: args.window,
@@ -500,16 +861,18 @@ async fn main() {
     if args.json {
         match serde_json::to_string(&summary) {
             Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => fail(e),
         }
     } else {
         println!();
         println!(
-            "{} workers, {} s, window {} s, guard {} ms, store {}",
-            summary.workers, summary.duration_s, summary.window_s, summary.guard_ms, summary.store
+            "{} workers in {} process(es), {} s, window {} s, guard {} ms, store {}",
+            summary.workers,
+            summary.processes,
+            summary.duration_s,
+            summary.window_s,
+            summary.guard_ms,
+            summary.store
         );
         print_run("with llm-limiter", &summary.limited);
         if let Some(b) = &summary.without_limiter {

@@ -52,7 +52,7 @@ local wl_on = false
 for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
 
 -- Scalars of the state, read at once.
-local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wt', 'sg', 'st', 'dg', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl' }
+local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wt', 'sg', 'st', 'dg', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl', 'ln' }
 local S = {}
 do
   local v = redis.call('HMGET', H, unpack(F))
@@ -62,6 +62,9 @@ local function sn(f) return tonumber(S[f]) or 0 end
 local st = { nr = sn('nr'), ls = sn('ls'), li = tonumber(S.li) or -1, cd = sn('cd'),
   yf = sn('yf'), yn = sn('yn'), rf = sn('rf'), rn = sn('rn'), rl = sn('rl') }
 local B = split(S.b, 2 * DIMS) -- tat1..5, full1..5
+-- Time never goes back for a key (a server clock stepped back, or a caller's
+-- clock in test mode), so FIFO holds.
+now = math.max(now, sn('ln'))
 
 local function ring(p, z)
   return { p = p, z = z, g = sn(p .. 'g'), tot = split(S[p .. 't'], DIMS) }
@@ -394,7 +397,7 @@ local function save()
     out[#out + 1] = r.p .. 'g'; out[#out + 1] = fmt(r.g)
     out[#out + 1] = r.p .. 't'; out[#out + 1] = join(r.tot, DIMS)
   end
-  local out = { 'nr', fmt(st.nr), 'ls', fmt(st.ls), 'li', fmt(st.li), 'cd', fmt(st.cd),
+  local out = { 'nr', fmt(st.nr), 'ls', fmt(st.ls), 'li', fmt(st.li), 'cd', fmt(st.cd), 'ln', fmt(now),
     'yf', fmt(st.yf), 'yn', fmt(st.yn), 'b', join(B, 2 * DIMS),
     'rf', fmt(st.rf), 'rn', fmt(st.rn), 'rl', fmt(st.rl) }
   ringf(W, out); ringf(SEC, out); ringf(DR, out)

@@ -1,6 +1,7 @@
 -- Cooldowns, without the limits. KEYS[1] the state hash.
--- ARGV[1] now in µs or "" for TIME; ARGV[2] "set" or "get";
--- ARGV[3] (set) the end in µs; ARGV[4] (set) how long to keep it, in ms.
+-- ARGV[1] now in µs or "" for TIME; ARGV[2] "set", "for" or "get";
+-- ARGV[3] the end in µs ("set") or the length in µs from now ("for");
+-- ARGV[4] how long to keep the key past the end, in ms.
 -- -> the end of the cooldown in force, 0 when none.
 local H = KEYS[1]
 local now
@@ -11,8 +12,9 @@ else
   now = tonumber(ARGV[1])
 end
 local cd = tonumber(redis.call('HGET', H, 'cd')) or 0
-if ARGV[2] == 'set' then
+if ARGV[2] == 'set' or ARGV[2] == 'for' then
   local untl = tonumber(ARGV[3])
+  if ARGV[2] == 'for' then untl = now + untl end
   if untl > cd then
     cd = untl
     redis.call('HSET', H, 'cd', string.format('%.0f', cd))

@@ -45,6 +45,9 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Holding<G> {
     async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
         self.store.set_cooldown(key, until).await
     }
+    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
+        self.store.cool_down(key, duration).await
+    }
     async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
         self.store.cooldown(key).await
     }
@@ -79,6 +82,42 @@ pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
         .await
         .unwrap();
     let store = RedisStore::builder()
+        .cluster(cluster.urls())
+        .clock(clock)
+        .connect()
+        .await
+        .expect("connect to the test cluster");
+    Arc::new(Holding {
+        store: Arc::new(store),
+        guard: cluster,
+    })
+}
+
+/// A fred store on a fresh server, on the manual clock.
+#[cfg(feature = "fred")]
+pub async fn fred_on(clock: ManualClock) -> Arc<dyn Store> {
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let store = limiter_redis::FredStore::builder()
+        .url(server.url())
+        .clock(clock)
+        .connect()
+        .await
+        .expect("connect to the test server");
+    Arc::new(Holding {
+        store: Arc::new(store),
+        guard: server,
+    })
+}
+
+/// A fred store on a fresh 3-master cluster, on the manual clock.
+#[cfg(feature = "fred")]
+pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+        .await
+        .unwrap();
+    let store = limiter_redis::FredStore::builder()
         .cluster(cluster.urls())
         .clock(clock)
         .connect()

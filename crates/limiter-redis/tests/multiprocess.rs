@@ -1,0 +1,412 @@
+//! Several OS processes share one limit through one Redis, on the server's
+//! clock, with real waiting.
+//!
+//! The test re-runs its own binary as worker processes (`worker_entry`,
+//! selected with `--exact` and switched on by an environment variable).
+//! Each worker acquires permits on one key from several tasks at once and,
+//! right after each grant, reads the server's `TIME` on a separate plain
+//! connection: that stands for the instant the request reaches the
+//! provider. The parent then checks, over every permit of every process:
+//!
+//! - (a) counted by slot over `window + guard`, no window holds more than
+//!   any limit (the store's own guarantee, checked exactly over all pairs);
+//! - (b) counted by arrival over a plain `window`, no window holds more
+//!   than any limit: the guard band covers wake-up lateness and the round
+//!   trip of `TIME` (what the provider would see);
+//! - (c) in record-id order (the order requests reached the store), slots
+//!   never decrease (FIFO across processes);
+//! - no permit arrives before its slot, and the limits were really reached
+//!   (the test is not vacuous).
+
+#![cfg(feature = "redis-rs")]
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use limiter_core::{Cost, Limiter, Limits};
+use limiter_redis::RedisStore;
+use limiter_test_redis::RedisServer;
+
+/// Switches `worker_entry` on.
+const WORKER_ENV: &str = "LIMITER_MULTIPROCESS_WORKER";
+/// Worker processes.
+const WORKERS: usize = 4;
+/// Permits per worker.
+const PERMITS: usize = 12;
+/// Concurrent acquiring tasks per worker.
+const TASKS: usize = 3;
+/// Requests per window.
+const RPM: u64 = 20;
+/// Combined tokens per window.
+const TPM: u64 = 900;
+const WINDOW: Duration = Duration::from_secs(2);
+const GUARD: Duration = Duration::from_millis(100);
+/// The largest token cost of one request (see `cost_of`).
+const MAX_TOKENS: u64 = 99;
+/// How long the workers may take, all together.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn limits() -> Limits {
+    Limits::new().rpm(RPM).tpm(TPM).window(WINDOW).guard(GUARD)
+}
+
+/// Token costs, different in every worker: each worker's first five
+/// requests are small (10..=19), so that the first window is bound by
+/// requests (at most 20 × 99 / 4 + … < 900 tokens), the rest large
+/// (50..=99), so that later windows are bound by tokens.
+fn cost_of(worker: usize, i: usize) -> u64 {
+    if i < 5 {
+        10 + ((i * 7 + worker * 3) % 10) as u64
+    } else {
+        50 + ((i * 37 + worker * 53 + 11) % 50) as u64
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker process.
+
+/// Runs a worker when `LIMITER_MULTIPROCESS_WORKER` is set; otherwise does
+/// nothing (it is then just another test of this binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_entry() {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return;
+    }
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let url = env("REDIS_URL");
+    let key = env("KEY");
+    let worker: usize = env("WORKER").parse().unwrap();
+    let n: usize = env("N").parse().unwrap();
+    let start_us: u64 = env("START_US").parse().unwrap();
+
+    let store = RedisStore::connect(&url).await.expect("connect the store");
+    let limiter = Limiter::new(store, key, limits()).expect("limiter");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let time_conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect for TIME");
+
+    // Start together: wait for the agreed instant on the server's clock.
+    let now = server_time_async(&mut time_conn.clone()).await;
+    tokio::time::sleep(Duration::from_micros(start_us.saturating_sub(now))).await;
+
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let limiter = limiter.clone();
+        let mut conn = time_conn.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t..n).step_by(TASKS) {
+                let tokens = cost_of(worker, i);
+                let permit = limiter
+                    .acquire(Cost::tokens(tokens))
+                    .await
+                    .expect("acquire");
+                let arrival = server_time_async(&mut conn).await;
+                println!(
+                    "PERMIT {} {} {} {} {}",
+                    permit.record_id(),
+                    permit.slot().as_micros(),
+                    arrival,
+                    tokens,
+                    permit.queue_position()
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a worker task panicked");
+    }
+}
+
+/// The server's `TIME`, in microseconds since the epoch.
+async fn server_time_async(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
+    secs * 1_000_000 + micros
+}
+
+fn server_time(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .expect("connect for TIME");
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
+    secs * 1_000_000 + micros
+}
+
+// ---------------------------------------------------------------------------
+// The parent side.
+
+/// Worker processes, killed (by their pid) and reaped when dropped, so that
+/// a failing test leaves none behind.
+struct Workers {
+    children: Vec<(usize, Child)>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            // Fails only when it already exited and was reaped.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What one worker printed.
+struct Output {
+    worker: usize,
+    stdout: String,
+    stderr: String,
+}
+
+impl Workers {
+    fn spawn(envs: &[Vec<(&'static str, String)>]) -> Workers {
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut workers = Workers {
+            children: Vec::new(),
+        };
+        for (i, env) in envs.iter().enumerate() {
+            let child = Command::new(&exe)
+                .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
+                .env(WORKER_ENV, "1")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a worker");
+            workers.children.push((i, child));
+        }
+        workers
+    }
+
+    /// Waits for every worker to exit successfully within `deadline` and
+    /// returns what they printed; panics (killing the rest) otherwise.
+    fn wait(mut self, deadline: Duration) -> Vec<Output> {
+        let until = Instant::now() + deadline;
+        let mut readers = Vec::new();
+        for (worker, child) in &mut self.children {
+            let mut out = child.stdout.take().unwrap();
+            let mut err = child.stderr.take().unwrap();
+            let worker = *worker;
+            readers.push(thread::spawn(move || {
+                let mut stdout = String::new();
+                let mut stderr = String::new();
+                let e = thread::spawn(move || {
+                    let _ = err.read_to_string(&mut stderr);
+                    stderr
+                });
+                let _ = out.read_to_string(&mut stdout);
+                Output {
+                    worker,
+                    stdout,
+                    stderr: e.join().unwrap(),
+                }
+            }));
+        }
+        let mut statuses = vec![None; self.children.len()];
+        while statuses.iter().any(Option::is_none) {
+            for (i, (_, child)) in self.children.iter_mut().enumerate() {
+                if statuses[i].is_none() {
+                    statuses[i] = child.try_wait().expect("wait for a worker");
+                }
+            }
+            if Instant::now() > until {
+                panic!("workers still running after {deadline:?}: {statuses:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let outputs: Vec<Output> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        for (status, out) in statuses.iter().zip(&outputs) {
+            let status = status.unwrap();
+            assert!(
+                status.success(),
+                "worker {} failed ({status}):\n{}\n{}",
+                out.worker,
+                out.stdout,
+                out.stderr
+            );
+        }
+        outputs
+    }
+}
+
+/// One permit as a worker reported it.
+#[derive(Clone, Copy, Debug)]
+struct Granted {
+    worker: usize,
+    record: u64,
+    slot: u64,
+    arrival: u64,
+    tokens: u64,
+    position: u64,
+}
+
+fn parse(outputs: &[Output]) -> Vec<Granted> {
+    let mut all = Vec::new();
+    for out in outputs {
+        for line in out.stdout.lines() {
+            // libtest may print `test worker_entry ... ` before it.
+            let Some(at) = line.find("PERMIT ") else {
+                continue;
+            };
+            let rest = &line[at + "PERMIT ".len()..];
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or_else(|_| panic!("bad line {line:?}")))
+                .collect();
+            assert_eq!(f.len(), 5, "bad line {line:?}");
+            all.push(Granted {
+                worker: out.worker,
+                record: f[0],
+                slot: f[1],
+                arrival: f[2],
+                tokens: f[3],
+                position: f[4],
+            });
+        }
+    }
+    all
+}
+
+/// The largest total of `amount` over the points whose time falls in one
+/// half-open span `[t, t + span)`, and the `t` where it is reached: exact,
+/// since a maximal span can always start at a point.
+fn max_in_span(points: &[(u64, u64)], span: Duration) -> (u64, u64) {
+    let span = span.as_micros() as u64;
+    let mut sorted = points.to_vec();
+    sorted.sort_unstable();
+    let mut best = (0, 0);
+    for (i, &(t, _)) in sorted.iter().enumerate() {
+        let total: u64 = sorted[i..]
+            .iter()
+            .take_while(|(u, _)| *u < t + span)
+            .map(|(_, a)| a)
+            .sum();
+        if total > best.0 {
+            best = (total, t);
+        }
+    }
+    best
+}
+
+/// Checks (a), (b), (c) and that the limits were reached; returns a
+/// one-line summary.
+fn check(all: &[Granted], expected: usize) -> String {
+    assert_eq!(all.len(), expected, "every permit reported");
+    let mut ids: Vec<u64> = all.iter().map(|g| g.record).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len(), "record ids are unique");
+
+    let by_slot = |f: fn(&Granted) -> u64| -> Vec<(u64, u64)> {
+        all.iter().map(|g| (g.slot, f(g))).collect()
+    };
+    let by_arrival = |f: fn(&Granted) -> u64| -> Vec<(u64, u64)> {
+        all.iter().map(|g| (g.arrival, f(g))).collect()
+    };
+    let requests = |_: &Granted| 1;
+    let tokens = |g: &Granted| g.tokens;
+
+    // (a) By slot, over window + guard.
+    let (req_slot, at) = max_in_span(&by_slot(requests), WINDOW + GUARD);
+    assert!(
+        req_slot <= RPM,
+        "{req_slot} requests with slots in the window+guard from {at}, limit {RPM}"
+    );
+    let (tok_slot, at) = max_in_span(&by_slot(tokens), WINDOW + GUARD);
+    assert!(
+        tok_slot <= TPM,
+        "{tok_slot} tokens with slots in the window+guard from {at}, limit {TPM}"
+    );
+
+    // No caller goes before its slot.
+    for g in all {
+        assert!(
+            g.arrival >= g.slot,
+            "a permit arrived {} us before its slot: {g:?}",
+            g.slot - g.arrival
+        );
+    }
+
+    // (b) By arrival (the provider's view), over the window alone.
+    let (req_arr, at) = max_in_span(&by_arrival(requests), WINDOW);
+    assert!(
+        req_arr <= RPM,
+        "{req_arr} requests arrived in the window from {at}, limit {RPM}"
+    );
+    let (tok_arr, at) = max_in_span(&by_arrival(tokens), WINDOW);
+    assert!(
+        tok_arr <= TPM,
+        "{tok_arr} tokens arrived in the window from {at}, limit {TPM}"
+    );
+
+    // (c) FIFO: in the order requests reached the store, slots never
+    // decrease.
+    let mut in_order = all.to_vec();
+    in_order.sort_by_key(|g| g.record);
+    for w in in_order.windows(2) {
+        assert!(
+            w[1].slot >= w[0].slot,
+            "slots decrease in record order: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
+    }
+
+    // Not vacuous: both limits were reached, callers waited, and the run
+    // spanned more than one window.
+    assert_eq!(req_slot, RPM, "the request limit was never reached");
+    assert!(
+        tok_slot > TPM - MAX_TOKENS,
+        "the token limit was never reached ({tok_slot} tokens)"
+    );
+    let waited = all.iter().filter(|g| g.position > 0).count();
+    assert!(waited > 0, "no caller had to wait");
+    let first = all.iter().map(|g| g.slot).min().unwrap();
+    let last = all.iter().map(|g| g.slot).max().unwrap();
+    assert!(
+        last - first >= (WINDOW + GUARD).as_micros() as u64,
+        "the run did not outlast one window"
+    );
+    let mut late: Vec<u64> = all.iter().map(|g| g.arrival - g.slot).collect();
+    late.sort_unstable();
+    let workers: std::collections::BTreeSet<usize> = all.iter().map(|g| g.worker).collect();
+    format!(
+        "{} permits from {} processes over {:.2} s; max per window: by slot {req_slot} req / \
+         {tok_slot} tok, by arrival {req_arr} req / {tok_arr} tok; {waited} waited; arrival - slot: \
+         median {} us, max {} us",
+        all.len(),
+        workers.len(),
+        (last - first) as f64 / 1e6,
+        late[late.len() / 2],
+        late[late.len() - 1],
+    )
+}
+
+#[test]
+fn processes_share_one_limit_on_server_time() {
+    let started = Instant::now();
+    let server = RedisServer::start();
+    let url = server.url();
+    // Far enough ahead for every worker to start and connect.
+    let start_us = server_time(&url) + 1_500_000;
+    let envs: Vec<Vec<(&'static str, String)>> = (0..WORKERS)
+        .map(|w| {
+            vec![
+                ("REDIS_URL", url.clone()),
+                ("KEY", "multiprocess".to_string()),
+                ("WORKER", w.to_string()),
+                ("N", PERMITS.to_string()),
+                ("START_US", start_us.to_string()),
+            ]
+        })
+        .collect();
+    let outputs = Workers::spawn(&envs).wait(DEADLINE);
+    let all = parse(&outputs);
+    let summary = check(&all, WORKERS * PERMITS);
+    println!("{summary}; test took {:.2?}", started.elapsed());
+}
