@@ -20,17 +20,6 @@ local function idiv(a, b)
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
   return q
 end
-local function split(s, k)
-  local t = {}
-  if s then for v in string.gmatch(s, '[^,]+') do t[#t + 1] = tonumber(v) end end
-  for i = #t + 1, k do t[i] = 0 end
-  return t
-end
-local function join(t, k)
-  local p = {}
-  for i = 1, k do p[i] = fmt(t[i]) end
-  return table.concat(p, ',')
-end
 local function has(bits, b) return math.floor(bits / b) % 2 == 1 end
 
 local now
@@ -51,29 +40,51 @@ local day_on = P.dl[1] > 0 or P.dl[2] > 0
 local wl_on = false
 for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
 
--- Scalars of the state, read at once.
-local F = { 'nr', 'ls', 'li', 'cd', 'wg', 'wt', 'sg', 'st', 'dg', 'dt', 'yf', 'yn', 'b', 'rf', 'rn', 'rl', 'ln' }
-local S = {}
+-- The scalars of the state, one MessagePack array in field 'm' (the
+-- cooldown's end in field 'cd', written by the cooldown script):
+--  1 next id, 2 last slot, 3 last id (-1: none), 4 first day, 5 days,
+--  6 first record, 7 record slots, 8 live records, 9 last now,
+-- 10 keys kept until (µs), 11..13 bucket widths (window, second, day),
+-- 14..28 ring totals (5 each), 29..38 token buckets (tat 1..5, full 1..5)
+local M, cd
 do
-  local v = redis.call('HMGET', H, unpack(F))
-  for i, f in ipairs(F) do S[f] = v[i] end
+  local v = redis.call('HMGET', H, 'm', 'cd')
+  M = v[1] and cmsgpack.unpack(v[1]) or {}
+  cd = tonumber(v[2]) or 0
 end
-local function sn(f) return tonumber(S[f]) or 0 end
-local st = { nr = sn('nr'), ls = sn('ls'), li = tonumber(S.li) or -1, cd = sn('cd'),
-  yf = sn('yf'), yn = sn('yn'), rf = sn('rf'), rn = sn('rn'), rl = sn('rl') }
-local B = split(S.b, 2 * DIMS) -- tat1..5, full1..5
+local function mv(i) return M[i] or 0 end
+local st = { nr = mv(1), ls = mv(2), li = M[3] or -1, cd = cd, yf = mv(4), yn = mv(5),
+  rf = mv(6), rn = mv(7), rl = mv(8), xp = mv(10) }
+local B = {} -- tat1..5, full1..5
+for i = 1, 2 * DIMS do B[i] = mv(28 + i) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
-now = math.max(now, sn('ln'))
+now = math.max(now, mv(9))
 
-local function ring(p, z)
-  return { p = p, z = z, g = sn(p .. 'g'), tot = split(S[p .. 't'], DIMS) }
+local function ring(p, z, gi, ti)
+  local tot = {}
+  for d = 1, DIMS do tot[d] = mv(ti + d - 1) end
+  return { p = p, z = z, g = mv(gi), tot = tot }
 end
-local W, SEC, DR = ring('w', KEYS[3]), ring('s', KEYS[4]), ring('d', KEYS[5])
+local W, SEC, DR = ring('w', KEYS[3], 11, 14), ring('s', KEYS[4], 12, 19), ring('d', KEYS[5], 13, 24)
+-- Keys that got their first member in this call (they need a TTL).
+local fresh = {}
+local function zadd(key, score, member)
+  if redis.call('ZADD', key, score, member) == 1 then fresh[key] = true end
+end
+local function unpack_n(s, k)
+  local t = s and cmsgpack.unpack(s) or {}
+  for i = 1, k do t[i] = t[i] or 0 end
+  return t
+end
 
 -- Ring: only non-empty buckets are kept; their indexes in a sorted set ----
 local function field(r, b) return r.p .. ':' .. fmt(b) end
-local function rget(r, b) return split(redis.call('HGET', H, field(r, b)), DIMS) end
+local function rget(r, b) return unpack_n(redis.call('HGET', H, field(r, b)), DIMS) end
+local function empty(r)
+  for d = 1, DIMS do if r.tot[d] ~= 0 then return false end end
+  return true
+end
 local function rset(r, b, v)
   local z = true
   for d = 1, DIMS do if v[d] ~= 0 then z = false end end
@@ -81,8 +92,8 @@ local function rset(r, b, v)
     redis.call('HDEL', H, field(r, b))
     redis.call('ZREM', r.z, fmt(b))
   else
-    redis.call('HSET', H, field(r, b), join(v, DIMS))
-    redis.call('ZADD', r.z, fmt(b), fmt(b))
+    redis.call('HSET', H, field(r, b), cmsgpack.pack(v))
+    zadd(r.z, fmt(b), fmt(b))
   end
 end
 local function all(r)
@@ -91,7 +102,7 @@ local function all(r)
   local fields = {}
   for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b; idx[i] = tonumber(b) end
   local vals = redis.call('HMGET', H, unpack(fields))
-  for i = 1, #vals do vals[i] = split(vals[i], DIMS) end
+  for i = 1, #vals do vals[i] = unpack_n(vals[i], DIMS) end
   return idx, vals
 end
 local function expiry(r, b, span) return (b + 1) * r.g + span end
@@ -105,6 +116,7 @@ end
 local function fit(r, span)
   local g = math.max(idiv(span, BUCKETS), 1)
   if r.g == g then return end
+  if empty(r) then r.g = g; return end
   local idx, vals = all(r)
   for i = 1, #idx do redis.call('HDEL', H, field(r, idx[i])) end
   redis.call('DEL', r.z)
@@ -119,7 +131,8 @@ local function fit(r, span)
 end
 
 local function prune(r, t, span)
-  if r.g == 0 then return end
+  -- An empty ring has no buckets (buckets that reach zero are dropped).
+  if r.g == 0 or empty(r) then return end
   -- Bucket b no longer counts once (b + 1) * g + span <= t.
   local last = idiv(t - span, r.g) - 1
   local idx = redis.call('ZRANGEBYSCORE', r.z, '-inf', fmt(last))
@@ -128,7 +141,7 @@ local function prune(r, t, span)
     for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b end
     local vals = redis.call('HMGET', H, unpack(fields))
     for i = 1, #vals do
-      local v = split(vals[i], DIMS)
+      local v = unpack_n(vals[i], DIMS)
       for d = 1, DIMS do r.tot[d] = math.max(r.tot[d] - v[d], 0) end
     end
     redis.call('HDEL', H, unpack(fields))
@@ -148,7 +161,7 @@ local function rsub(r, slot, a, t, span)
   local b = idiv(slot, r.g)
   local s = redis.call('HGET', H, field(r, b))
   if not s then return end
-  local v = split(s, DIMS)
+  local v = unpack_n(s, DIMS)
   for d = 1, DIMS do
     local x = math.min(a[d], v[d])
     v[d] = v[d] - x; r.tot[d] = r.tot[d] - x
@@ -241,11 +254,11 @@ end
 -- Calendar-day counts -------------------------------------------------------
 local function yget(day)
   if st.yn == 0 or day < st.yf or day >= st.yf + st.yn then return { 0, 0 } end
-  return split(redis.call('HGET', H, 'y:' .. fmt(day)), 2)
+  return unpack_n(redis.call('HGET', H, 'y:' .. fmt(day)), 2)
 end
 local function yset(day, v)
   if v[1] == 0 and v[2] == 0 then redis.call('HDEL', H, 'y:' .. fmt(day))
-  else redis.call('HSET', H, 'y:' .. fmt(day), join(v, 2)) end
+  else redis.call('HSET', H, 'y:' .. fmt(day), cmsgpack.pack(v)) end
 end
 local function yadd(day, a)
   if st.yn == 0 then st.yf = day end
@@ -270,11 +283,11 @@ end
 local function rec_get(id)
   local s = redis.call('HGET', H, 'r:' .. fmt(id))
   if not s then return nil end
-  local v = split(s, 9)
+  local v = cmsgpack.unpack(s)
   return { slot = v[1], a = { v[2], v[3], v[4], v[5], v[6] }, expires = v[7], day = v[8], counted = v[9] }
 end
 local function rec_put(id, r)
-  redis.call('HSET', H, 'r:' .. fmt(id), join({ r.slot, r.a[1], r.a[2], r.a[3], r.a[4], r.a[5], r.expires, r.day, r.counted }, 9))
+  redis.call('HSET', H, 'r:' .. fmt(id), cmsgpack.pack({ r.slot, r.a[1], r.a[2], r.a[3], r.a[4], r.a[5], r.expires, r.day, r.counted }))
 end
 local function rec_trim(t)
   while st.rn > 0 do
@@ -393,17 +406,21 @@ local function adjust_buckets(slot, old, new, t, latest)
 end
 
 local function save()
-  local function ringf(r, out)
-    out[#out + 1] = r.p .. 'g'; out[#out + 1] = fmt(r.g)
-    out[#out + 1] = r.p .. 't'; out[#out + 1] = join(r.tot, DIMS)
+  -- Keep the state while anything in it may still count, refreshing the
+  -- TTLs only when the deadline must move (with as much slack again).
+  local needed = math.max(st.ls, st.cd, now) + P.keep
+  if st.xp < needed then
+    st.xp = needed + P.keep
+    local ttl = math.ceil((st.xp - now) / 1000)
+    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  else
+    local ttl = math.ceil((st.xp - now) / 1000)
+    for key in pairs(fresh) do redis.call('PEXPIRE', key, ttl) end
   end
-  local out = { 'nr', fmt(st.nr), 'ls', fmt(st.ls), 'li', fmt(st.li), 'cd', fmt(st.cd), 'ln', fmt(now),
-    'yf', fmt(st.yf), 'yn', fmt(st.yn), 'b', join(B, 2 * DIMS),
-    'rf', fmt(st.rf), 'rn', fmt(st.rn), 'rl', fmt(st.rl) }
-  ringf(W, out); ringf(SEC, out); ringf(DR, out)
-  redis.call('HSET', H, unpack(out))
-  -- Keep the state while anything in it may still count.
-  local last = math.max(st.ls, st.cd, now)
-  local ttl = math.ceil((last - now + P.keep) / 1000)
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  local m = { st.nr, st.ls, st.li, st.yf, st.yn, st.rf, st.rn, st.rl, now, st.xp, W.g, SEC.g, DR.g }
+  for _, r in ipairs({ W, SEC, DR }) do
+    for d = 1, DIMS do m[#m + 1] = r.tot[d] end
+  end
+  for i = 1, 2 * DIMS do m[#m + 1] = B[i] end
+  redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end

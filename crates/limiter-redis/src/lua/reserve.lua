@@ -16,7 +16,7 @@ if slot > now then position = redis.call('ZCARD', Q) + 1 end
 st.ls = math.max(st.ls, slot)
 st.li = id
 local counted, day = commit(slot, a)
-if slot > now then redis.call('ZADD', Q, fmt(slot), fmt(id)) end
+if slot > now then zadd(Q, fmt(slot), fmt(id)) end
 if st.rn == 0 then st.rf = id end
 st.rn, st.rl = st.rn + 1, st.rl + 1
 rec_put(id, { slot = slot, a = a, expires = slot + P.retention, day = day, counted = counted })

@@ -1,0 +1,59 @@
+//! Every Redis key a limiter writes has a TTL (abandoned state vanishes),
+//! and all of one limiter's keys share one hash tag.
+
+#![cfg(feature = "redis-rs")]
+
+use std::time::Duration;
+
+use limiter_core::{Cost, DayWindow, Limits, Store};
+use limiter_redis::{KeyLayout, RedisStore};
+use limiter_test_redis::RedisServer;
+
+async fn ttls(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(redis::cmd("PTTL").arg(k).query_async(conn).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_key_has_a_ttl_and_one_hash_slot() {
+    let server = tokio::task::spawn_blocking(RedisServer::start).await.unwrap();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys = KeyLayout::default().keys("model{x}");
+    // First only the per-window limit: the state, queue and window buckets.
+    let limits = Limits::new().rpm(1).window(Duration::from_secs(10));
+    store.reserve("model{x}", &limits, &Cost::request(), None).await.unwrap();
+    store.reserve("model{x}", &limits, &Cost::request(), None).await.unwrap();
+    let t = ttls(&mut conn, &keys).await;
+    assert!(t[0] > 0 && t[1] > 0 && t[2] > 0, "{t:?}");
+    // Later calls create the other keys, whose TTL must be set too even
+    // when the deadline itself does not move.
+    let more = limits.rps(5).rpd(100);
+    store.reserve("model{x}", &more, &Cost::request(), None).await.unwrap();
+    let more = more.day(DayWindow::Rolling);
+    store.reserve("model{x}", &more, &Cost::request(), None).await.unwrap();
+    let t = ttls(&mut conn, &keys).await;
+    for (k, ttl) in keys.iter().zip(&t) {
+        // -2: the key does not exist (nothing in it); -1 would be a leak.
+        assert!(*ttl > 0 || *ttl == -2, "{k}: {ttl}");
+    }
+    assert!(t[3] > 0 && t[4] > 0, "rps and day buckets exist: {t:?}");
+    // A cooldown past the deadline keeps the state that long.
+    store
+        .cool_down("model{x}", Duration::from_secs(48 * 3600))
+        .await
+        .unwrap();
+    let t: i64 = redis::cmd("PTTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    assert!(t > 48 * 3600 * 1000, "{t}");
+    // One hash tag for all (the Cluster suite runs the scripts for real).
+    let tag = &keys[0][..keys[0].find('}').unwrap() + 1];
+    assert_eq!(tag, "{llm-limiter:model%7Bx%7D}");
+    assert!(keys.iter().all(|k| k.starts_with(tag)), "{keys:?}");
+}
