@@ -19,7 +19,9 @@ async fn ttls(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> 
 
 #[tokio::test]
 async fn every_key_has_a_ttl_and_one_hash_slot() {
-    let server = tokio::task::spawn_blocking(RedisServer::start).await.unwrap();
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let mut conn = redis::Client::open(server.url())
         .unwrap()
@@ -29,16 +31,28 @@ async fn every_key_has_a_ttl_and_one_hash_slot() {
     let keys = KeyLayout::default().keys("model{x}");
     // First only the per-window limit: the state, queue and window buckets.
     let limits = Limits::new().rpm(1).window(Duration::from_secs(10));
-    store.reserve("model{x}", &limits, &Cost::request(), None).await.unwrap();
-    store.reserve("model{x}", &limits, &Cost::request(), None).await.unwrap();
+    store
+        .reserve("model{x}", &limits, &Cost::request(), None)
+        .await
+        .unwrap();
+    store
+        .reserve("model{x}", &limits, &Cost::request(), None)
+        .await
+        .unwrap();
     let t = ttls(&mut conn, &keys).await;
     assert!(t[0] > 0 && t[1] > 0 && t[2] > 0, "{t:?}");
     // Later calls create the other keys, whose TTL must be set too even
     // when the deadline itself does not move.
     let more = limits.rps(5).rpd(100);
-    store.reserve("model{x}", &more, &Cost::request(), None).await.unwrap();
+    store
+        .reserve("model{x}", &more, &Cost::request(), None)
+        .await
+        .unwrap();
     let more = more.day(DayWindow::Rolling);
-    store.reserve("model{x}", &more, &Cost::request(), None).await.unwrap();
+    store
+        .reserve("model{x}", &more, &Cost::request(), None)
+        .await
+        .unwrap();
     let t = ttls(&mut conn, &keys).await;
     for (k, ttl) in keys.iter().zip(&t) {
         // -2: the key does not exist (nothing in it); -1 would be a leak.
@@ -50,7 +64,11 @@ async fn every_key_has_a_ttl_and_one_hash_slot() {
         .cool_down("model{x}", Duration::from_secs(48 * 3600))
         .await
         .unwrap();
-    let t: i64 = redis::cmd("PTTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    let t: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(t > 48 * 3600 * 1000, "{t}");
     // One hash tag for all (the Cluster suite runs the scripts for real).
     let tag = &keys[0][..keys[0].find('}').unwrap() + 1];

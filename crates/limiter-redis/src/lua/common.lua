@@ -45,7 +45,10 @@ for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
 --  1 next id, 2 last slot, 3 last id (-1: none), 4 first day, 5 days,
 --  6 first record, 7 record slots, 8 live records, 9 last now,
 -- 10 keys kept until (µs), 11..13 bucket widths (window, second, day),
--- 14..28 ring totals (5 each), 29..38 token buckets (tat 1..5, full 1..5)
+-- 14..28 ring totals (5 each), 29..38 token buckets (tat 1..5, full 1..5),
+-- 39..41 a lower bound of each ring's first bucket, 42 waiting count,
+-- 43 the front record's expiry when known (0: unknown). The hints only
+-- spare calls that would find nothing.
 local M, cd
 do
   local v = redis.call('HMGET', H, 'm', 'cd')
@@ -54,19 +57,19 @@ do
 end
 local function mv(i) return M[i] or 0 end
 local st = { nr = mv(1), ls = mv(2), li = M[3] or -1, cd = cd, yf = mv(4), yn = mv(5),
-  rf = mv(6), rn = mv(7), rl = mv(8), xp = mv(10) }
+  rf = mv(6), rn = mv(7), rl = mv(8), xp = mv(10), qn = mv(42), rfx = mv(43) }
 local B = {} -- tat1..5, full1..5
 for i = 1, 2 * DIMS do B[i] = mv(28 + i) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
 now = math.max(now, mv(9))
 
-local function ring(p, z, gi, ti)
+local function ring(p, z, gi, ti, fi)
   local tot = {}
   for d = 1, DIMS do tot[d] = mv(ti + d - 1) end
-  return { p = p, z = z, g = mv(gi), tot = tot }
+  return { p = p, z = z, g = mv(gi), tot = tot, f = mv(fi) }
 end
-local W, SEC, DR = ring('w', KEYS[3], 11, 14), ring('s', KEYS[4], 12, 19), ring('d', KEYS[5], 13, 24)
+local W, SEC, DR = ring('w', KEYS[3], 11, 14, 39), ring('s', KEYS[4], 12, 19, 40), ring('d', KEYS[5], 13, 24, 41)
 -- Keys that got their first member in this call (they need a TTL).
 local fresh = {}
 local function zadd(key, score, member)
@@ -85,15 +88,18 @@ local function empty(r)
   for d = 1, DIMS do if r.tot[d] ~= 0 then return false end end
   return true
 end
-local function rset(r, b, v)
+-- Writes bucket b; `existed` says whether it was held before.
+local function rset(r, b, v, existed)
   local z = true
   for d = 1, DIMS do if v[d] ~= 0 then z = false end end
   if z then
-    redis.call('HDEL', H, field(r, b))
-    redis.call('ZREM', r.z, fmt(b))
+    if existed then
+      redis.call('HDEL', H, field(r, b))
+      redis.call('ZREM', r.z, fmt(b))
+    end
   else
     redis.call('HSET', H, field(r, b), cmsgpack.pack(v))
-    zadd(r.z, fmt(b), fmt(b))
+    if not existed then zadd(r.z, fmt(b), fmt(b)) end
   end
 end
 local function all(r)
@@ -108,9 +114,11 @@ end
 local function expiry(r, b, span) return (b + 1) * r.g + span end
 
 local function add_at(r, b, a)
-  local v = rget(r, b)
+  if empty(r) then r.f = b elseif b < r.f then r.f = b end
+  local s = redis.call('HGET', H, field(r, b))
+  local v = unpack_n(s, DIMS)
   for d = 1, DIMS do v[d] = v[d] + a[d]; r.tot[d] = r.tot[d] + a[d] end
-  rset(r, b, v)
+  rset(r, b, v, s ~= false and s ~= nil)
 end
 
 local function fit(r, span)
@@ -135,6 +143,7 @@ local function prune(r, t, span)
   if r.g == 0 or empty(r) then return end
   -- Bucket b no longer counts once (b + 1) * g + span <= t.
   local last = idiv(t - span, r.g) - 1
+  if r.f > last then return end
   local idx = redis.call('ZRANGEBYSCORE', r.z, '-inf', fmt(last))
   if #idx > 0 then
     local fields = {}
@@ -147,7 +156,8 @@ local function prune(r, t, span)
     redis.call('HDEL', H, unpack(fields))
     redis.call('ZREMRANGEBYSCORE', r.z, '-inf', fmt(last))
   end
-  if redis.call('ZCARD', r.z) == 0 then for d = 1, DIMS do r.tot[d] = 0 end end
+  local f = redis.call('ZRANGE', r.z, 0, 0)
+  if f[1] then r.f = tonumber(f[1]) else for d = 1, DIMS do r.tot[d] = 0 end end
 end
 
 local function counts(r, slot, t, span) return r.g > 0 and (idiv(slot, r.g) + 1) * r.g + span > t end
@@ -166,7 +176,7 @@ local function rsub(r, slot, a, t, span)
     local x = math.min(a[d], v[d])
     v[d] = v[d] - x; r.tot[d] = r.tot[d] - x
   end
-  rset(r, b, v)
+  rset(r, b, v, true)
 end
 
 local function rearliest(r, from, span, a, lim)
@@ -291,13 +301,17 @@ local function rec_put(id, r)
 end
 local function rec_trim(t)
   while st.rn > 0 do
+    if st.rfx > t then return end
     local r = rec_get(st.rf)
-    if r and r.expires > t then break end
+    if r and r.expires > t then
+      st.rfx = r.expires
+      return
+    end
     if r then
       st.rl = st.rl - 1
       redis.call('HDEL', H, 'r:' .. fmt(st.rf))
     end
-    st.rf, st.rn = st.rf + 1, st.rn - 1
+    st.rf, st.rn, st.rfx = st.rf + 1, st.rn - 1, 0
   end
 end
 
@@ -313,11 +327,14 @@ local function advance(t)
   fit(W, P.span_w); fit(SEC, P.span_s); fit(DR, P.span_d)
   prune(W, t, P.span_w); prune(SEC, t, P.span_s); prune(DR, t, P.span_d)
   if P.calendar then yprune(day_index(t)) end
-  redis.call('ZREMRANGEBYSCORE', Q, '-inf', fmt(t))
+  if st.qn > 0 then
+    st.qn = st.qn - redis.call('ZREMRANGEBYSCORE', Q, '-inf', fmt(t))
+  end
   rec_trim(t)
 end
 
 local function tail()
+  if st.qn == 0 then return 0 end
   local z = redis.call('ZRANGE', Q, -1, -1, 'WITHSCORES')
   if z[2] then return tonumber(z[2]) end
   return 0
@@ -422,5 +439,6 @@ local function save()
     for d = 1, DIMS do m[#m + 1] = r.tot[d] end
   end
   for i = 1, 2 * DIMS do m[#m + 1] = B[i] end
+  m[39], m[40], m[41], m[42], m[43] = W.f, SEC.f, DR.f, st.qn, st.rfx
   redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end

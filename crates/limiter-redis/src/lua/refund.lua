@@ -8,8 +8,9 @@ if not r then
 end
 redis.call('HDEL', H, 'r:' .. fmt(id))
 st.rl = st.rl - 1
+if id == st.rf then st.rfx = 0 end
 rec_trim(0)
-redis.call('ZREM', Q, fmt(id))
+st.qn = st.qn - redis.call('ZREM', Q, fmt(id))
 recount(r, r.a, now, false)
 if has(r.counted, 16) and st.li == id then adjust_buckets(r.slot, r.a, { 0, 0, 0, 0, 0 }, now, true) end
 if st.li == id then st.li = -1 end

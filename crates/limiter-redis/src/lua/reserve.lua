@@ -12,12 +12,15 @@ if st.rn == 0 then st.nr = math.max(st.nr, now) end
 local id = st.nr
 st.nr = st.nr + 1
 local position = 0
-if slot > now then position = redis.call('ZCARD', Q) + 1 end
+if slot > now then position = st.qn + 1 end
 st.ls = math.max(st.ls, slot)
 st.li = id
 local counted, day = commit(slot, a)
-if slot > now then zadd(Q, fmt(slot), fmt(id)) end
-if st.rn == 0 then st.rf = id end
+if slot > now then
+  zadd(Q, fmt(slot), fmt(id))
+  st.qn = st.qn + 1
+end
+if st.rn == 0 then st.rf, st.rfx = id, slot + P.retention end
 st.rn, st.rl = st.rn + 1, st.rl + 1
 rec_put(id, { slot = slot, a = a, expires = slot + P.retention, day = day, counted = counted })
 save()

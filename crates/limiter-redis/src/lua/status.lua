@@ -12,6 +12,6 @@ for d = 1, DIMS do
     win[d] = W.tot[d]
   end
 end
-local depth = redis.call('ZCARD', Q)
+local depth = st.qn
 save()
 return { now, depth, tail(), st.cd, SEC.tot[1], win[1], day[1], win[2], day[2], win[3], win[4], win[5] }
