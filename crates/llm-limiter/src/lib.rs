@@ -17,3 +17,15 @@ pub use limiter_redis::KeyLayout;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use limiter_redis::{RedisStore, RedisStoreBuilder};
+
+/// Built-in provider quota tables.
+#[cfg(feature = "models")]
+#[cfg_attr(docsrs, doc(cfg(feature = "models")))]
+pub mod models {
+    pub use limiter_models::*;
+}
+
+/// The Redis store on the `fred` crate.
+#[cfg(feature = "fred")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fred")))]
+pub use limiter_redis::{FredStore, FredStoreBuilder};

@@ -1,0 +1,195 @@
+//! Providers, usage tiers and model kinds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use limiter_core::Error;
+use serde::{Deserialize, Serialize};
+
+/// An LLM API provider whose quotas the registry knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Provider {
+    /// The Gemini API (Google AI Studio keys, `generativelanguage.googleapis.com`).
+    Gemini,
+    /// The OpenAI API.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl Provider {
+    /// Every provider, in a fixed order.
+    pub const ALL: [Provider; 2] = [Provider::Gemini, Provider::OpenAi];
+
+    /// The name used in table files and messages: `gemini`, `openai`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Provider::Gemini => "gemini",
+            Provider::OpenAi => "openai",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = Error;
+
+    /// Parses `gemini` (or `google`) and `openai` (or `open-ai`, `open_ai`),
+    /// ignoring ASCII case and surrounding spaces.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gemini" | "google" => Ok(Provider::Gemini),
+            "openai" | "open-ai" | "open_ai" => Ok(Provider::OpenAi),
+            _ => Err(Error::InvalidConfig {
+                field: "provider".into(),
+                reason: format!("unknown provider {s:?}; known: gemini, openai"),
+            }),
+        }
+    }
+}
+
+/// A usage tier of a provider account. Gemini has `free` and tiers 1 to 3;
+/// OpenAI has `free` and tiers 1 to 5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Tier {
+    /// The free tier (no billing).
+    Free,
+    /// Tier 1.
+    Tier1,
+    /// Tier 2.
+    Tier2,
+    /// Tier 3.
+    Tier3,
+    /// Tier 4 (OpenAI).
+    Tier4,
+    /// Tier 5 (OpenAI).
+    Tier5,
+}
+
+impl Tier {
+    /// Every tier, in ascending order.
+    pub const ALL: [Tier; 6] = [
+        Tier::Free,
+        Tier::Tier1,
+        Tier::Tier2,
+        Tier::Tier3,
+        Tier::Tier4,
+        Tier::Tier5,
+    ];
+
+    /// The name used in table files and messages: `free`, `tier1`, …
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Tier1 => "tier1",
+            Tier::Tier2 => "tier2",
+            Tier::Tier3 => "tier3",
+            Tier::Tier4 => "tier4",
+            Tier::Tier5 => "tier5",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Tier {
+    type Err = Error;
+
+    /// Parses `free`, `tier1` … `tier5`, also written `tier-1`, `tier_1`,
+    /// `tier 1` or just `1`, ignoring ASCII case and surrounding spaces.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower == "free" {
+            return Ok(Tier::Free);
+        }
+        let number = lower
+            .strip_prefix("tier")
+            .map(|rest| rest.trim_start_matches(['-', '_', ' ']))
+            .unwrap_or(&lower);
+        match number {
+            "1" => Ok(Tier::Tier1),
+            "2" => Ok(Tier::Tier2),
+            "3" => Ok(Tier::Tier3),
+            "4" => Ok(Tier::Tier4),
+            "5" => Ok(Tier::Tier5),
+            _ => Err(Error::InvalidConfig {
+                field: "tier".into(),
+                reason: format!(
+                    "unknown tier {s:?}; known: free, tier1, tier2, tier3, tier4, tier5"
+                ),
+            }),
+        }
+    }
+}
+
+/// What a model produces, which decides the limiter that fits it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// Text generation (chat, completion).
+    Text,
+    /// Image generation.
+    Image,
+    /// Audio: text-to-speech and native audio generation.
+    Audio,
+    /// Live / realtime streaming sessions.
+    Live,
+}
+
+impl ModelKind {
+    /// The name used in table files: `text`, `image`, `audio`, `live`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ModelKind::Text => "text",
+            ModelKind::Image => "image",
+            ModelKind::Audio => "audio",
+            ModelKind::Live => "live",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_providers_and_tiers() {
+        assert_eq!("Gemini".parse::<Provider>().unwrap(), Provider::Gemini);
+        assert_eq!(" open-ai ".parse::<Provider>().unwrap(), Provider::OpenAi);
+        assert!(matches!(
+            "anthropic".parse::<Provider>(),
+            Err(Error::InvalidConfig { field, .. }) if field == "provider"
+        ));
+        for t in Tier::ALL {
+            assert_eq!(t.name().parse::<Tier>().unwrap(), t);
+        }
+        assert_eq!("Tier-2".parse::<Tier>().unwrap(), Tier::Tier2);
+        assert_eq!("tier_5".parse::<Tier>().unwrap(), Tier::Tier5);
+        assert_eq!("3".parse::<Tier>().unwrap(), Tier::Tier3);
+        for bad in ["tier6", "tier0", "", "pro", "tier"] {
+            assert!(matches!(
+                bad.parse::<Tier>(),
+                Err(Error::InvalidConfig { field, .. }) if field == "tier"
+            ));
+        }
+    }
+}
