@@ -20,14 +20,16 @@
 
 #![cfg(feature = "redis-rs")]
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::thread;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use limiter_core::{Cost, Limiter, Limits};
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
+use support::procs::{
+    assert_fifo, max_in_span, permit_lines, server_time, server_time_async, Output, Workers,
+};
 
 /// Switches `worker_entry` on.
 const WORKER_ENV: &str = "LIMITER_MULTIPROCESS_WORKER";
@@ -121,118 +123,8 @@ async fn worker_entry() {
     }
 }
 
-/// The server's `TIME`, in microseconds since the epoch.
-async fn server_time_async(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
-    secs * 1_000_000 + micros
-}
-
-fn server_time(url: &str) -> u64 {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_connection()
-        .expect("connect for TIME");
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
-    secs * 1_000_000 + micros
-}
-
 // ---------------------------------------------------------------------------
 // The parent side.
-
-/// Worker processes, killed (by their pid) and reaped when dropped, so that
-/// a failing test leaves none behind.
-struct Workers {
-    children: Vec<(usize, Child)>,
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            // Fails only when it already exited and was reaped.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// What one worker printed.
-struct Output {
-    worker: usize,
-    stdout: String,
-    stderr: String,
-}
-
-impl Workers {
-    fn spawn(envs: &[Vec<(&'static str, String)>]) -> Workers {
-        let exe = std::env::current_exe().expect("the test binary");
-        let mut workers = Workers {
-            children: Vec::new(),
-        };
-        for (i, env) in envs.iter().enumerate() {
-            let child = Command::new(&exe)
-                .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
-                .env(WORKER_ENV, "1")
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn a worker");
-            workers.children.push((i, child));
-        }
-        workers
-    }
-
-    /// Waits for every worker to exit successfully within `deadline` and
-    /// returns what they printed; panics (killing the rest) otherwise.
-    fn wait(mut self, deadline: Duration) -> Vec<Output> {
-        let until = Instant::now() + deadline;
-        let mut readers = Vec::new();
-        for (worker, child) in &mut self.children {
-            let mut out = child.stdout.take().unwrap();
-            let mut err = child.stderr.take().unwrap();
-            let worker = *worker;
-            readers.push(thread::spawn(move || {
-                let mut stdout = String::new();
-                let mut stderr = String::new();
-                let e = thread::spawn(move || {
-                    let _ = err.read_to_string(&mut stderr);
-                    stderr
-                });
-                let _ = out.read_to_string(&mut stdout);
-                Output {
-                    worker,
-                    stdout,
-                    stderr: e.join().unwrap(),
-                }
-            }));
-        }
-        let mut statuses = vec![None; self.children.len()];
-        while statuses.iter().any(Option::is_none) {
-            for (i, (_, child)) in self.children.iter_mut().enumerate() {
-                if statuses[i].is_none() {
-                    statuses[i] = child.try_wait().expect("wait for a worker");
-                }
-            }
-            if Instant::now() > until {
-                panic!("workers still running after {deadline:?}: {statuses:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let outputs: Vec<Output> = readers.into_iter().map(|r| r.join().unwrap()).collect();
-        for (status, out) in statuses.iter().zip(&outputs) {
-            let status = status.unwrap();
-            assert!(
-                status.success(),
-                "worker {} failed ({status}):\n{}\n{}",
-                out.worker,
-                out.stdout,
-                out.stderr
-            );
-        }
-        outputs
-    }
-}
 
 /// One permit as a worker reported it.
 #[derive(Clone, Copy, Debug)]
@@ -248,17 +140,7 @@ struct Granted {
 fn parse(outputs: &[Output]) -> Vec<Granted> {
     let mut all = Vec::new();
     for out in outputs {
-        for line in out.stdout.lines() {
-            // libtest may print `test worker_entry ... ` before it.
-            let Some(at) = line.find("PERMIT ") else {
-                continue;
-            };
-            let rest = &line[at + "PERMIT ".len()..];
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .map(|x| x.parse().unwrap_or_else(|_| panic!("bad line {line:?}")))
-                .collect();
-            assert_eq!(f.len(), 5, "bad line {line:?}");
+        for f in permit_lines(&out.stdout, 5) {
             all.push(Granted {
                 worker: out.worker,
                 record: f[0],
@@ -270,27 +152,6 @@ fn parse(outputs: &[Output]) -> Vec<Granted> {
         }
     }
     all
-}
-
-/// The largest total of `amount` over the points whose time falls in one
-/// half-open span `[t, t + span)`, and the `t` where it is reached: exact,
-/// since a maximal span can always start at a point.
-fn max_in_span(points: &[(u64, u64)], span: Duration) -> (u64, u64) {
-    let span = span.as_micros() as u64;
-    let mut sorted = points.to_vec();
-    sorted.sort_unstable();
-    let mut best = (0, 0);
-    for (i, &(t, _)) in sorted.iter().enumerate() {
-        let total: u64 = sorted[i..]
-            .iter()
-            .take_while(|(u, _)| *u < t + span)
-            .map(|(_, a)| a)
-            .sum();
-        if total > best.0 {
-            best = (total, t);
-        }
-    }
-    best
 }
 
 /// Checks (a), (b), (c) and that the limits were reached; returns a
@@ -346,16 +207,7 @@ fn check(all: &[Granted], expected: usize) -> String {
 
     // (c) FIFO: in the order requests reached the store, slots never
     // decrease.
-    let mut in_order = all.to_vec();
-    in_order.sort_by_key(|g| g.record);
-    for w in in_order.windows(2) {
-        assert!(
-            w[1].slot >= w[0].slot,
-            "slots decrease in record order: {:?} then {:?}",
-            w[0],
-            w[1]
-        );
-    }
+    assert_fifo(all, |g| g.record, |g| g.slot);
 
     // Not vacuous: both limits were reached, callers waited, and the run
     // spanned more than one window.
@@ -405,7 +257,7 @@ fn processes_share_one_limit_on_server_time() {
             ]
         })
         .collect();
-    let outputs = Workers::spawn(&envs).wait(DEADLINE);
+    let outputs = Workers::spawn(WORKER_ENV, envs.into_iter().enumerate()).wait(DEADLINE);
     let all = parse(&outputs);
     let summary = check(&all, WORKERS * PERMITS);
     println!("{summary}; test took {:.2?}", started.elapsed());

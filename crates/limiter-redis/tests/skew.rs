@@ -4,7 +4,7 @@
 //! lives on a host whose clock is off by its own offset. In production the
 //! `RedisStore` reads the server's `TIME` inside its scripts; its only
 //! local clock is the `SystemClock` it hands the `Limiter` for sleeping.
-//! A host whose clock is off is modelled by [`SkewedHost`]: the server-time
+//! A host whose clock is off is modelled by `skewed_host`: the server-time
 //! store as it is, whose `clock()` is that host's skewed system clock, so
 //! every local reading the limiter makes is off, as it would be on that
 //! host. The worker also keeps its own bookkeeping on that clock.
@@ -25,19 +25,18 @@
 
 #![cfg(feature = "redis-rs")]
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use limiter_core::{
-    Clock, Cost, Decision, Limiter, Limits, RecordId, Result, Sleep, Status, Store, SystemClock,
-    Timestamp,
-};
+use limiter_core::{Clock, Cost, Limiter, Limits, Sleep, SystemClock, Timestamp};
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
+use support::procs::{
+    assert_fifo, max_in_span, permit_lines, server_time, server_time_async, Workers,
+};
+use support::Wrapped;
 
 /// Switches `worker_entry` on.
 const WORKER_ENV: &str = "LIMITER_SKEW_WORKER";
@@ -92,51 +91,13 @@ impl Clock for SkewedClock {
 }
 
 /// A server-time store used from a host whose clock is skewed: every call
-/// goes to the store as it is; only the local clock (what `clock()` gives
-/// the limiter, `SystemClock` on a real host) is off.
-#[derive(Debug)]
-struct SkewedHost<S> {
-    store: S,
-    clock: SkewedClock,
-}
-
-#[async_trait]
-impl<S: Store> Store for SkewedHost<S> {
-    async fn reserve(
-        &self,
-        key: &str,
-        limits: &Limits,
-        cost: &Cost,
-        max_wait: Option<Duration>,
-    ) -> Result<Decision> {
-        self.store.reserve(key, limits, cost, max_wait).await
-    }
-    async fn adjust(
-        &self,
-        key: &str,
-        limits: &Limits,
-        record: RecordId,
-        actual: &Cost,
-    ) -> Result<()> {
-        self.store.adjust(key, limits, record, actual).await
-    }
-    async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
-        self.store.refund(key, limits, record).await
-    }
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        self.store.set_cooldown(key, until).await
-    }
-    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        self.store.cool_down(key, duration).await
-    }
-    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
-        self.store.cooldown(key).await
-    }
-    async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
-        self.store.status(key, limits).await
-    }
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::new(self.clock)
+/// goes to the store as it is (`cool_down` included); only the local clock
+/// (what `clock()` gives the limiter, `SystemClock` on a real host) is off.
+fn skewed_host(store: RedisStore, clock: SkewedClock) -> Wrapped<()> {
+    Wrapped {
+        store: Arc::new(store),
+        guard: (),
+        clock: Some(Arc::new(clock)),
     }
 }
 
@@ -156,7 +117,7 @@ async fn skewed_limiter(
     match mode {
         "server" => {
             let store = RedisStore::connect(url).await.expect("connect the store");
-            Limiter::new(SkewedHost { store, clock }, key, limits).expect("limiter")
+            Limiter::new(skewed_host(store, clock), key, limits).expect("limiter")
         }
         "client" => {
             let store = RedisStore::builder()
@@ -237,20 +198,6 @@ async fn worker_entry() {
     }
 }
 
-async fn server_time_async(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
-    secs * 1_000_000 + micros
-}
-
-fn server_time(url: &str) -> u64 {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_connection()
-        .expect("connect for TIME");
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
-    secs * 1_000_000 + micros
-}
-
 // ---------------------------------------------------------------------------
 // The parent side.
 
@@ -262,20 +209,6 @@ struct Spec {
     n: usize,
     tasks: usize,
     start_us: u64,
-}
-
-/// Worker processes, killed (by their pid) and reaped when dropped.
-struct Workers {
-    children: Vec<(usize, Child)>,
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// One permit as a worker reported it.
@@ -296,83 +229,26 @@ struct Granted {
 /// returns every permit they report; panics if one fails or they outlast
 /// `DEADLINE` (the others are killed).
 fn run(url: &str, key: &str, first: usize, specs: &[Spec]) -> Vec<Granted> {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut workers = Workers {
-        children: Vec::new(),
-    };
-    for (i, s) in specs.iter().enumerate() {
-        let child = Command::new(&exe)
-            .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
-            .env(WORKER_ENV, "1")
-            .env("REDIS_URL", url)
-            .env("KEY", key)
-            .env("MODE", s.mode)
-            .env("PROFILE", s.profile)
-            .env("WORKER", (first + i).to_string())
-            .env("N", s.n.to_string())
-            .env("TASKS", s.tasks.to_string())
-            .env("SKEW_MS", s.skew_ms.to_string())
-            .env("START_US", s.start_us.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn a worker");
-        workers.children.push((first + i, child));
-    }
-    let readers: Vec<_> = workers
-        .children
-        .iter_mut()
-        .map(|(_, child)| {
-            let mut out = child.stdout.take().unwrap();
-            let mut err = child.stderr.take().unwrap();
-            thread::spawn(move || {
-                let e = thread::spawn(move || {
-                    let mut s = String::new();
-                    let _ = err.read_to_string(&mut s);
-                    s
-                });
-                let mut s = String::new();
-                let _ = out.read_to_string(&mut s);
-                (s, e.join().unwrap())
-            })
-        })
-        .collect();
-    let until = Instant::now() + DEADLINE;
-    let mut statuses = vec![None; specs.len()];
-    while statuses.iter().any(Option::is_none) {
-        for (i, (_, child)) in workers.children.iter_mut().enumerate() {
-            if statuses[i].is_none() {
-                statuses[i] = child.try_wait().expect("wait for a worker");
-            }
-        }
-        assert!(
-            Instant::now() < until,
-            "workers still running after {DEADLINE:?}: {statuses:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    let envs = specs.iter().enumerate().map(|(i, s)| {
+        let env = vec![
+            ("REDIS_URL", url.to_string()),
+            ("KEY", key.to_string()),
+            ("MODE", s.mode.to_string()),
+            ("PROFILE", s.profile.to_string()),
+            ("WORKER", (first + i).to_string()),
+            ("N", s.n.to_string()),
+            ("TASKS", s.tasks.to_string()),
+            ("SKEW_MS", s.skew_ms.to_string()),
+            ("START_US", s.start_us.to_string()),
+        ];
+        (first + i, env)
+    });
+    let outputs = Workers::spawn(WORKER_ENV, envs).wait(DEADLINE);
     let mut all = Vec::new();
-    for (i, r) in readers.into_iter().enumerate() {
-        let (stdout, stderr) = r.join().unwrap();
-        let status = statuses[i].unwrap();
-        assert!(
-            status.success(),
-            "worker {} failed ({status}):\n{stdout}\n{stderr}",
-            first + i
-        );
-        for line in stdout.lines() {
-            // libtest may print `test worker_entry ... ` before it.
-            let Some(at) = line.find("PERMIT ") else {
-                continue;
-            };
-            let f: Vec<u64> = line[at + "PERMIT ".len()..]
-                .split_whitespace()
-                .map(|x| x.parse().unwrap_or_else(|_| panic!("bad line {line:?}")))
-                .collect();
-            assert_eq!(f.len(), 6, "bad line {line:?}");
+    for (i, out) in outputs.iter().enumerate() {
+        for f in permit_lines(&out.stdout, 6) {
             all.push(Granted {
-                worker: first + i,
+                worker: out.worker,
                 skew_ms: specs[i].skew_ms,
                 record: f[0],
                 slot: f[1],
@@ -389,27 +265,6 @@ fn run(url: &str, key: &str, first: usize, specs: &[Spec]) -> Vec<Granted> {
         "every permit reported"
     );
     all
-}
-
-/// The largest total of `amount` over points in one half-open span
-/// `[t, t + span)`, and that `t`: exact, since a maximal span can always
-/// start at a point.
-fn max_in_span(points: &[(u64, u64)], span: Duration) -> (u64, u64) {
-    let span = span.as_micros() as u64;
-    let mut sorted = points.to_vec();
-    sorted.sort_unstable();
-    let mut best = (0, 0);
-    for (i, &(t, _)) in sorted.iter().enumerate() {
-        let total: u64 = sorted[i..]
-            .iter()
-            .take_while(|(u, _)| *u < t + span)
-            .map(|(_, a)| a)
-            .sum();
-        if total > best.0 {
-            best = (total, t);
-        }
-    }
-    best
 }
 
 /// The most requests and tokens in one span: by slot over window + guard,
@@ -434,22 +289,6 @@ fn peaks(all: &[Granted]) -> Peaks {
         tok_slot: max_in_span(&pts(slot, tokens), WINDOW + GUARD).0,
         req_arrival: max_in_span(&pts(arrival, one), WINDOW).0,
         tok_arrival: max_in_span(&pts(arrival, tokens), WINDOW).0,
-    }
-}
-
-/// Record ids are unique and, in their order (the order requests reached
-/// the store), slots never decrease.
-fn assert_fifo(all: &[Granted]) {
-    let mut in_order = all.to_vec();
-    in_order.sort_by_key(|g| g.record);
-    for w in in_order.windows(2) {
-        assert!(w[1].record > w[0].record, "duplicate record id: {w:?}");
-        assert!(
-            w[1].slot >= w[0].slot,
-            "slots decrease in record order: {:?} then {:?}",
-            w[0],
-            w[1]
-        );
     }
 }
 
@@ -501,7 +340,7 @@ fn skewed_processes_share_one_limit_on_server_time() {
         p.req_arrival
     );
     assert!(p.tok_arrival <= TPM, "{} tokens by arrival", p.tok_arrival);
-    assert_fifo(&all);
+    assert_fifo(&all, |g| g.record, |g| g.slot);
     let max_late = assert_no_skew_leaks(&all);
     // Not vacuous: both limits bound and callers waited.
     assert_eq!(p.req_slot, RPM, "the request limit was never reached");
@@ -565,7 +404,7 @@ fn server_time_holds_when_a_late_host_fills_the_window() {
         "{} requests by arrival",
         p.req_arrival
     );
-    assert_fifo(&all);
+    assert_fifo(&all, |g| g.record, |g| g.slot);
     let max_late = assert_no_skew_leaks(&all);
     // The host ahead waited for the window: its first permit came a window
     // plus the guard after the first host's.

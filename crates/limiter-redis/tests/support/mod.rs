@@ -12,15 +12,31 @@ use limiter_core::{
 use limiter_redis::RedisStore;
 use limiter_test_redis::{RedisCluster, RedisServer};
 
-/// A store and what must outlive it (its server).
+pub mod procs;
+
+/// A store and what must outlive it (its server), forwarding every call to
+/// the store; `clock()` gives `clock` when set (a host whose local clock is
+/// off), else the store's own.
 #[derive(Debug)]
-pub struct Holding<G: std::fmt::Debug + Send + Sync + 'static> {
+pub struct Wrapped<G: std::fmt::Debug + Send + Sync + 'static> {
     pub store: Arc<dyn Store>,
     pub guard: G,
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl<G: std::fmt::Debug + Send + Sync + 'static> Wrapped<G> {
+    /// `store` kept with `guard`, on the store's own clock.
+    pub fn holding(store: impl Store, guard: G) -> Self {
+        Wrapped {
+            store: Arc::new(store),
+            guard,
+            clock: None,
+        }
+    }
 }
 
 #[async_trait]
-impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Holding<G> {
+impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Wrapped<G> {
     async fn reserve(
         &self,
         key: &str,
@@ -45,6 +61,8 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Holding<G> {
     async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
         self.store.set_cooldown(key, until).await
     }
+    // Forwarded, not left to the provided method: the inner store computes
+    // the end on its own clock (the server's, for Redis).
     async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
         self.store.cool_down(key, duration).await
     }
@@ -55,7 +73,10 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Holding<G> {
         self.store.status(key, limits).await
     }
     fn clock(&self) -> Arc<dyn Clock> {
-        self.store.clock()
+        match &self.clock {
+            Some(clock) => Arc::clone(clock),
+            None => self.store.clock(),
+        }
     }
 }
 
@@ -70,10 +91,7 @@ pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
         .connect()
         .await
         .expect("connect to the test server");
-    Arc::new(Holding {
-        store: Arc::new(store),
-        guard: server,
-    })
+    Arc::new(Wrapped::holding(store, server))
 }
 
 /// A redis-rs store on a fresh 3-master cluster, on the manual clock.
@@ -87,10 +105,7 @@ pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
         .connect()
         .await
         .expect("connect to the test cluster");
-    Arc::new(Holding {
-        store: Arc::new(store),
-        guard: cluster,
-    })
+    Arc::new(Wrapped::holding(store, cluster))
 }
 
 /// A fred store on a fresh server, on the manual clock.
@@ -105,10 +120,7 @@ pub async fn fred_on(clock: ManualClock) -> Arc<dyn Store> {
         .connect()
         .await
         .expect("connect to the test server");
-    Arc::new(Holding {
-        store: Arc::new(store),
-        guard: server,
-    })
+    Arc::new(Wrapped::holding(store, server))
 }
 
 /// A fred store on a fresh 3-master cluster, on the manual clock.
@@ -123,8 +135,5 @@ pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
         .connect()
         .await
         .expect("connect to the test cluster");
-    Arc::new(Holding {
-        store: Arc::new(store),
-        guard: cluster,
-    })
+    Arc::new(Wrapped::holding(store, cluster))
 }
