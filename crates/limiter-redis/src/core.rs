@@ -241,3 +241,42 @@ macro_rules! impl_store {
     };
 }
 pub(crate) use impl_store;
+
+/// The setters both store builders share (fields `layout`, `clock`,
+/// `response_timeout`, `connection_timeout`).
+macro_rules! common_setters {
+    () => {
+        /// The key prefix (default `llm-limiter`), to keep several
+        /// deployments apart on one server.
+        #[must_use]
+        pub fn prefix(mut self, prefix: &str) -> Self {
+            self.layout = $crate::keys::KeyLayout::new(prefix);
+            self
+        }
+
+        /// Reads "now" from `clock` instead of the server's `TIME` (for
+        /// tests with a manual clock; in production every process must
+        /// share the server's clock).
+        #[must_use]
+        pub fn clock(mut self, clock: impl limiter_core::Clock) -> Self {
+            self.clock = Some(std::sync::Arc::new(clock));
+            self
+        }
+
+        /// How long one call may wait for its reply (default 2 s); a call
+        /// that times out is a retryable store error.
+        #[must_use]
+        pub fn response_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.response_timeout = timeout;
+            self
+        }
+
+        /// How long one connection attempt may take (default 2 s).
+        #[must_use]
+        pub fn connection_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.connection_timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use common_setters;

@@ -16,7 +16,7 @@ use fred::types::{Builder, ConnectHandle, Value};
 use limiter_core::{Clock, Error, Result};
 
 use crate::args::Op;
-use crate::core::{impl_store, Backend, Core, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Core, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `fred` crate: standalone, Cluster
@@ -183,6 +183,11 @@ enum Topology {
 }
 
 /// Builds a [`FredStore`]; see [`FredStore::builder`].
+///
+/// A connection that leaves a call unanswered for twice the response
+/// timeout is closed and made again; [`connect`](Self::connect) gives up
+/// after the connection timeout plus the response timeout (for the
+/// handshake: `AUTH`, `CLUSTER SLOTS`, ...).
 pub struct FredStoreBuilder {
     topology: Option<Topology>,
     layout: KeyLayout,
@@ -218,6 +223,8 @@ impl fmt::Debug for FredStoreBuilder {
 }
 
 impl FredStoreBuilder {
+    common_setters!();
+
     /// The server's URL: `redis://[user:password@]host:port[/db]`.
     ///
     /// fred's other URL forms work too: `redis-cluster://…?node=host:port`
@@ -258,41 +265,6 @@ impl FredStoreBuilder {
             service_name: service_name.into(),
             urls: urls.into_iter().map(Into::into).collect(),
         });
-        self
-    }
-
-    /// The key prefix (default `llm-limiter`), to keep several deployments
-    /// apart on one server.
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.layout = KeyLayout::new(prefix);
-        self
-    }
-
-    /// Reads "now" from `clock` instead of the server's `TIME` (for tests
-    /// with a manual clock; in production every process must share the
-    /// server's clock).
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// How long one call may wait for its reply (default 2 s); a call that
-    /// times out is a retryable store error. A connection that leaves a
-    /// call unanswered twice this long is closed and made again.
-    #[must_use]
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// How long one connection attempt may take (default 2 s).
-    /// [`connect`](Self::connect) gives up after this plus the response
-    /// timeout (for the handshake: `AUTH`, `CLUSTER SLOTS`, …).
-    #[must_use]
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
         self
     }
 

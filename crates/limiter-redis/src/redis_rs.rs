@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 
 use crate::args::Op;
-use crate::core::{impl_store, Backend, Core, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Core, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `redis` crate: standalone (with
@@ -144,6 +144,8 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    common_setters!();
+
     /// The server's URL: `redis://[user:password@]host:port[/db]`.
     #[must_use]
     pub fn url(mut self, url: impl Into<String>) -> Self {
@@ -157,38 +159,6 @@ impl RedisStoreBuilder {
     pub fn cluster<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
         self.urls = urls.into_iter().map(Into::into).collect();
         self.cluster = true;
-        self
-    }
-
-    /// The key prefix (default `llm-limiter`), to keep several deployments
-    /// apart on one server.
-    #[must_use]
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.layout = KeyLayout::new(prefix);
-        self
-    }
-
-    /// Reads "now" from `clock` instead of the server's `TIME` (for tests
-    /// with a manual clock; in production every process must share the
-    /// server's clock).
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// How long one call may wait for its reply (default 2 s); a call that
-    /// times out is a retryable store error.
-    #[must_use]
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// How long one connection attempt may take (default 2 s).
-    #[must_use]
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
         self
     }
 
