@@ -3,6 +3,8 @@
 //! same injected times, must give the same decisions, slots, record ids,
 //! positions, errors and status.
 
+#![cfg(feature = "redis-rs")]
+
 use std::sync::Arc;
 use std::time::Duration;
 

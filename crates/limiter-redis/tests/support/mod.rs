@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use limiter_core::{
     Clock, Cost, Decision, Limits, ManualClock, RecordId, Result, Status, Store, Timestamp,
 };
+#[cfg(feature = "redis-rs")]
 use limiter_redis::RedisStore;
 use limiter_test_redis::{RedisCluster, RedisServer};
 
@@ -81,6 +82,7 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Wrapped<G> {
 }
 
 /// A redis-rs store on a fresh server, on the manual clock.
+#[cfg(feature = "redis-rs")]
 pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
     let server = tokio::task::spawn_blocking(RedisServer::start)
         .await
@@ -95,6 +97,7 @@ pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
 }
 
 /// A redis-rs store on a fresh 3-master cluster, on the manual clock.
+#[cfg(feature = "redis-rs")]
 pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
     let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
         .await
