@@ -297,7 +297,16 @@ where
     );
     let through = after.status().await.unwrap();
     assert_eq!(through.get(Dimension::Rpm).unwrap().used, in_redis);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the load reach Redis too. Its tasks may still be sleeping until
+    // slots the fallback gave them in the outage (up to a window later), so
+    // wait for the first call started after recovery rather than a fixed
+    // time; the bound turns a load that never comes back into a failure.
+    let _ = timeout(PHASE, async {
+        while load.counters.primary[RECOVERED].load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 
     let tally = load.finish().await;
     assert_eq!(tally.hung, 0, "load calls hung: {tally:?}");
