@@ -67,6 +67,7 @@
 
 mod calendar;
 mod error;
+pub mod lease;
 mod limiter;
 mod limits;
 mod resilient;
@@ -82,6 +83,10 @@ pub mod testing;
 
 pub use calendar::{day_index, day_start, TimeZone};
 pub use error::{BoxError, Error, ModelRefusal, RefusalReason, Result};
+pub use lease::{
+    Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus, MAX_LEASE_CAP,
+    MAX_LEASE_TTL, MIN_LEASE_TTL,
+};
 pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, NotUntil, Permit};
 pub use limits::{Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, MAX_AMOUNT};
 pub use resilient::{

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lease::{check_ttl, Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
 use crate::limits::{Cost, Limits};
 use crate::state::KeyState;
 use crate::store::{Decision, RecordId, Reservation, Status, Store};
@@ -795,6 +796,79 @@ impl ResilientStore {
             None => Err(Error::UnknownRecord(record)),
         }
     }
+
+    /// The cap the fallback enforces: this process's share, at least 1.
+    fn scaled_cap(&self, cap: u64) -> u64 {
+        match self.share() {
+            Some(share) => ((cap as f64 * share).floor() as u64).max(1),
+            None => cap,
+        }
+    }
+
+    /// A lease request the primary could not take.
+    async fn acquire_lease_degraded(
+        &self,
+        error: Error,
+        key: &str,
+        request: &LeaseRequest,
+    ) -> Result<LeaseDecision> {
+        request.validate()?;
+        match self.inner.degradation {
+            Degradation::FailClosed => Err(error),
+            Degradation::FailOpen => {
+                let n = self.inner.fail_open_seq.fetch_add(1, Ordering::Relaxed);
+                let now = self.now();
+                tracing::debug!(key, "primary store lost: lease granted without a cap");
+                Ok(LeaseDecision::Granted(Lease {
+                    id: LeaseId(LOCAL_BIT | FAIL_OPEN_BIT | (n & LOCAL_MASK)),
+                    expires: now.saturating_add(request.ttl),
+                    now,
+                }))
+            }
+            Degradation::Fallback { .. } => {
+                let Some(fallback) = &self.inner.fallback else {
+                    return Err(error);
+                };
+                let local = LeaseRequest {
+                    cap: self.scaled_cap(request.cap),
+                    // A ticket of the primary means nothing locally.
+                    ticket: request
+                        .ticket
+                        .filter(|t| Self::origin(RecordId(t.0)) == RecordOrigin::Fallback)
+                        .map(|t| LeaseId(t.0 & LOCAL_MASK)),
+                    ..*request
+                };
+                let tag = |id: LeaseId| -> Result<LeaseId> {
+                    if id.0 > LOCAL_MASK {
+                        return Err(Error::store(
+                            format!("the fallback store made lease id {id}, beyond the {LOCAL_MASK} it may use"),
+                            false,
+                        ));
+                    }
+                    Ok(LeaseId(LOCAL_BIT | id.0))
+                };
+                Ok(match fallback.acquire_lease(key, &local).await? {
+                    LeaseDecision::Granted(l) => LeaseDecision::Granted(Lease {
+                        id: tag(l.id)?,
+                        ..l
+                    }),
+                    LeaseDecision::Full {
+                        ticket,
+                        ahead,
+                        held,
+                        next_expiry,
+                        now,
+                    } => LeaseDecision::Full {
+                        ticket: ticket.map(tag).transpose()?,
+                        ahead,
+                        held,
+                        next_expiry,
+                        now,
+                    },
+                })
+            }
+        }
+    }
 }
 
 /// Bad limits or cost for an adjustment, as a store would report them.
@@ -994,6 +1068,117 @@ impl Store for ResilientStore {
         }
     }
 
+    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
+        let primary = &self.inner.primary;
+        // A ticket from the fallback means nothing to the primary.
+        let request = LeaseRequest {
+            ticket: request
+                .ticket
+                .filter(|t| Self::origin(RecordId(t.0)) == RecordOrigin::Primary),
+            ..*request
+        };
+        match self
+            .primary("acquire_lease", || primary.acquire_lease(key, &request))
+            .await
+        {
+            Outcome::Done(Ok(LeaseDecision::Granted(l))) if l.id.0 & LOCAL_BIT != 0 => {
+                let _ = primary.release_lease(key, l.id).await;
+                Err(Error::store(
+                    format!(
+                        "the primary store made lease id {}, in the range kept for local ids (2^63 and up)",
+                        l.id
+                    ),
+                    false,
+                ))
+            }
+            Outcome::Done(done) => done,
+            Outcome::Down(e) => self.acquire_lease_degraded(e, key, &request).await,
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &str,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> Result<Option<Timestamp>> {
+        check_ttl(ttl)?;
+        match Self::origin(RecordId(lease.0)) {
+            RecordOrigin::FailOpen => Ok(Some(self.now().saturating_add(ttl))),
+            RecordOrigin::Fallback => match &self.inner.fallback {
+                Some(f) => f.renew_lease(key, LeaseId(lease.0 & LOCAL_MASK), ttl).await,
+                None => Ok(None),
+            },
+            RecordOrigin::Primary => {
+                let primary = &self.inner.primary;
+                match self
+                    .primary("renew_lease", || primary.renew_lease(key, lease, ttl))
+                    .await
+                {
+                    Outcome::Done(done) => done,
+                    Outcome::Down(e) => match self.inner.degradation {
+                        Degradation::FailClosed => Err(e),
+                        _ => {
+                            // The lease is in the primary, which cannot tell;
+                            // the holder keeps it until the primary answers.
+                            tracing::debug!(key, %lease, error = %e,
+                                "primary store lost: lease renewal assumed");
+                            Ok(Some(self.now().saturating_add(ttl)))
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+        match Self::origin(RecordId(lease.0)) {
+            RecordOrigin::FailOpen => Ok(true),
+            RecordOrigin::Fallback => match &self.inner.fallback {
+                Some(f) => f.release_lease(key, LeaseId(lease.0 & LOCAL_MASK)).await,
+                None => Ok(false),
+            },
+            RecordOrigin::Primary => {
+                let primary = &self.inner.primary;
+                match self
+                    .primary("release_lease", || primary.release_lease(key, lease))
+                    .await
+                {
+                    Outcome::Done(done) => done,
+                    Outcome::Down(e) => match self.inner.degradation {
+                        Degradation::FailClosed => Err(e),
+                        _ => {
+                            // It expires in the primary by its time to live.
+                            tracing::debug!(key, %lease, error = %e,
+                                "primary store lost: the lease is left to expire");
+                            Ok(false)
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+        let primary = &self.inner.primary;
+        match self
+            .primary("lease_status", || primary.lease_status(key))
+            .await
+        {
+            Outcome::Done(done) => done,
+            Outcome::Down(e) => match (self.inner.degradation, &self.inner.fallback) {
+                (Degradation::FailClosed, _) => Err(e),
+                (Degradation::Fallback { .. }, Some(f)) => f.lease_status(key).await,
+                _ => Ok(LeaseStatus {
+                    held: 0,
+                    waiting: 0,
+                    next_expiry: None,
+                    now: self.now(),
+                }),
+            },
+        }
+    }
+
     fn clock(&self) -> Arc<dyn Clock> {
         self.inner.clock.clone()
     }
@@ -1032,6 +1217,7 @@ fn seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::LeaseState;
     use crate::time::ManualClock;
 
     fn ms(m: u64) -> Duration {
@@ -1247,6 +1433,31 @@ mod tests {
         async fn status(&self, _: &str, limits: &Limits) -> Result<Status> {
             self.check()?;
             KeyState::new().status(limits, self.clock.now())
+        }
+        async fn acquire_lease(&self, _: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
+            self.check()?;
+            let now = self.clock.now();
+            Ok(LeaseDecision::Granted(Lease {
+                id: LeaseId(self.id.load(Ordering::SeqCst)),
+                expires: now.saturating_add(request.ttl),
+                now,
+            }))
+        }
+        async fn renew_lease(
+            &self,
+            _: &str,
+            _: LeaseId,
+            ttl: Duration,
+        ) -> Result<Option<Timestamp>> {
+            self.check()?;
+            Ok(Some(self.clock.now().saturating_add(ttl)))
+        }
+        async fn release_lease(&self, _: &str, _: LeaseId) -> Result<bool> {
+            self.check().map(|()| true)
+        }
+        async fn lease_status(&self, _: &str) -> Result<LeaseStatus> {
+            self.check()?;
+            LeaseState::new().status(self.clock.now())
         }
         fn clock(&self) -> Arc<dyn Clock> {
             Arc::new(self.clock.clone())

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lease::{LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
 use crate::limits::{Cost, Dimension, Limits};
 use crate::time::{Clock, Timestamp};
 
@@ -203,6 +204,43 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// [`Error::Store`].
     async fn status(&self, key: &str, limits: &Limits) -> Result<Status>;
 
+    /// Asks for a lease under a concurrency cap for `key` (an open session,
+    /// say), queueing for one when asked to: the semantics of
+    /// [`LeaseState::acquire`](crate::LeaseState::acquire). Leases live beside the key's reservations
+    /// and do not count in them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] for a cap or time to live out of range (no
+    /// state changed); [`Error::Store`].
+    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision>;
+
+    /// Extends a held lease to the store's now plus `ttl`; `None` when it
+    /// is no longer held ([`LeaseState::renew`](crate::LeaseState::renew)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`] for a time to live out of range;
+    /// [`Error::Store`].
+    async fn renew_lease(
+        &self,
+        key: &str,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> Result<Option<Timestamp>>;
+
+    /// Gives a lease back, or takes a ticket out of the queue; whether it
+    /// was held ([`LeaseState::release`](crate::LeaseState::release)).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool>;
+
+    /// How many leases of `key` are held and how many waiters queue, without
+    /// changing anything a caller can see.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn lease_status(&self, key: &str) -> Result<LeaseStatus>;
+
     /// The clock callers wait on for their slots: a store's "now" and the
     /// waiting of its callers must agree.
     fn clock(&self) -> Arc<dyn Clock>;
@@ -244,6 +282,27 @@ macro_rules! forward_store {
             }
             async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
                 (**self).status(key, limits).await
+            }
+            async fn acquire_lease(
+                &self,
+                key: &str,
+                request: &LeaseRequest,
+            ) -> Result<LeaseDecision> {
+                (**self).acquire_lease(key, request).await
+            }
+            async fn renew_lease(
+                &self,
+                key: &str,
+                lease: LeaseId,
+                ttl: Duration,
+            ) -> Result<Option<Timestamp>> {
+                (**self).renew_lease(key, lease, ttl).await
+            }
+            async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+                (**self).release_lease(key, lease).await
+            }
+            async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+                (**self).lease_status(key).await
             }
             fn clock(&self) -> Arc<dyn Clock> {
                 (**self).clock()

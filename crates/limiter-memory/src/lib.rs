@@ -39,8 +39,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use limiter_core::{
-    Clock, Cost, Decision, KeyState, Limits, RecordId, Result, Status, Store, SystemClock,
-    Timestamp,
+    Clock, Cost, Decision, KeyState, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus,
+    Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
 };
 use parking_lot::Mutex;
 
@@ -49,6 +49,7 @@ use parking_lot::Mutex;
 struct Entry {
     state: KeyState,
     limits: Limits,
+    leases: LeaseState,
 }
 
 /// An in-process [`Store`]; see the [crate docs](crate).
@@ -123,7 +124,7 @@ impl MemoryStore {
         let now = self.inner.clock.now();
         self.inner.keys.retain(|_, e| {
             let e = e.get_mut();
-            !e.state.is_idle(&e.limits, now)
+            !(e.state.is_idle(&e.limits, now) && e.leases.is_idle(now))
         });
     }
 
@@ -133,6 +134,40 @@ impl MemoryStore {
         limits: &Limits,
         f: impl FnOnce(&mut KeyState, Timestamp) -> T,
     ) -> T {
+        self.with_entry(key, limits, |e, now| f(&mut e.state, now))
+    }
+
+    /// Runs `f` on the leases of `key` under its lock, creating the entry
+    /// when `create` (else `f` sees an empty state that is not kept).
+    fn with_leases<T>(
+        &self,
+        key: &str,
+        create: bool,
+        f: impl FnOnce(&mut LeaseState, Timestamp) -> T,
+    ) -> T {
+        if !create {
+            if let Some(e) = self.inner.keys.get(key) {
+                let mut e = e.lock();
+                let now = self.inner.clock.now();
+                return f(&mut e.leases, now);
+            }
+            return f(&mut LeaseState::new(), self.inner.clock.now());
+        }
+        let limits = self
+            .inner
+            .keys
+            .get(key)
+            .map(|e| e.lock().limits)
+            .unwrap_or_default();
+        self.with_entry(key, &limits, |e, now| f(&mut e.leases, now))
+    }
+
+    fn with_entry<T>(
+        &self,
+        key: &str,
+        limits: &Limits,
+        f: impl FnOnce(&mut Entry, Timestamp) -> T,
+    ) -> T {
         self.maybe_sweep();
         // The clock is read under the key's lock, so that callers reach the
         // state in the order of their readings.
@@ -140,18 +175,19 @@ impl MemoryStore {
             let mut e = e.lock();
             e.limits = *limits;
             let now = self.inner.clock.now();
-            return f(&mut e.state, now);
+            return f(&mut e, now);
         }
         let e = self.inner.keys.entry(key.into()).or_insert_with(|| {
             Mutex::new(Entry {
                 state: KeyState::new(),
                 limits: *limits,
+                leases: LeaseState::new(),
             })
         });
         let mut e = e.lock();
         e.limits = *limits;
         let now = self.inner.clock.now();
-        f(&mut e.state, now)
+        f(&mut e, now)
     }
 
     fn maybe_sweep(&self) {
@@ -238,6 +274,28 @@ impl Store for MemoryStore {
             Some(e) => e.lock().state.status(limits, now),
             None => KeyState::new().status(limits, now),
         }
+    }
+
+    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
+        request.validate()?;
+        self.with_leases(key, true, |l, now| l.acquire(request, now))
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &str,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> Result<Option<Timestamp>> {
+        self.with_leases(key, false, |l, now| l.renew(lease, ttl, now))
+    }
+
+    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+        self.with_leases(key, false, |l, now| l.release(lease, now))
+    }
+
+    async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+        self.with_leases(key, false, |l, now| l.status(now))
     }
 
     fn clock(&self) -> Arc<dyn Clock> {

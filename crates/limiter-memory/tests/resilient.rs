@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use limiter_core::testing::{settle, Fault, FaultyStore};
 use limiter_core::{
-    Clock, Cost, Decision, Degradation, Dimension, Error, Limiter, Limits, ManualClock, RecordId,
-    RecordOrigin, Reservation, ResilientStore, RetryPolicy, Store, Timestamp,
+    Clock, Cost, Decision, Degradation, Dimension, Error, Lease, LeaseDecision, LeaseRequest,
+    Limiter, Limits, ManualClock, RecordId, RecordOrigin, Reservation, ResilientStore, RetryPolicy,
+    Store, Timestamp,
 };
 use limiter_memory::MemoryStore;
 
@@ -589,4 +590,119 @@ async fn clock_is_the_primarys() {
     r.clock.advance(Duration::from_secs(7));
     assert_eq!(r.store.clock().now(), r.clock.now());
     assert_ne!(r.store.clock().now(), Timestamp::EPOCH);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency leases through the resilient store.
+
+fn lease(d: LeaseDecision) -> Lease {
+    match d {
+        LeaseDecision::Granted(l) => l,
+        other => panic!("expected a lease, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn leases_degrade_by_policy() {
+    let req = LeaseRequest::new(4, Duration::from_secs(10));
+    // Fail closed: the primary's error.
+    let r = quick(Degradation::FailClosed);
+    r.faulty.set_fault(Fault::Retryable);
+    assert!(matches!(
+        r.store.acquire_lease(KEY, &req).await,
+        Err(Error::Store {
+            retryable: true,
+            ..
+        })
+    ));
+    assert!(r.store.lease_status(KEY).await.is_err());
+    // Bad input is still a typed error.
+    assert!(matches!(
+        r.store
+            .acquire_lease(KEY, &LeaseRequest::new(0, Duration::from_secs(1)))
+            .await,
+        Err(Error::InvalidNumber { .. })
+    ));
+
+    // Fail open: granted without a cap, renewals and releases accepted.
+    let r = quick(Degradation::FailOpen);
+    r.faulty.set_fault(Fault::Retryable);
+    for _ in 0..10 {
+        let l = lease(r.store.acquire_lease(KEY, &req).await.unwrap());
+        assert_eq!(
+            ResilientStore::origin(RecordId(l.id.0)),
+            RecordOrigin::FailOpen
+        );
+        assert!(r
+            .store
+            .renew_lease(KEY, l.id, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(r.store.release_lease(KEY, l.id).await.unwrap());
+    }
+    assert_eq!(r.store.lease_status(KEY).await.unwrap().held, 0);
+
+    // Fallback with half the quota: half the cap, locally; the local
+    // leases renew and release in the local store, also after recovery.
+    let r = quick(Degradation::Fallback { share: 0.5 });
+    let held = lease(r.store.acquire_lease(KEY, &req).await.unwrap());
+    assert_eq!(
+        ResilientStore::origin(RecordId(held.id.0)),
+        RecordOrigin::Primary
+    );
+    r.faulty.set_fault(Fault::Retryable);
+    let a = lease(r.store.acquire_lease(KEY, &req).await.unwrap());
+    let b = lease(r.store.acquire_lease(KEY, &req).await.unwrap());
+    assert_eq!(
+        ResilientStore::origin(RecordId(a.id.0)),
+        RecordOrigin::Fallback
+    );
+    let full = r.store.acquire_lease(KEY, &req.queue(None)).await.unwrap();
+    let LeaseDecision::Full {
+        ticket: Some(t),
+        held: 2,
+        ..
+    } = full
+    else {
+        panic!("expected a local ticket, got {full:?}");
+    };
+    assert_eq!(
+        ResilientStore::origin(RecordId(t.0)),
+        RecordOrigin::Fallback
+    );
+    assert_eq!(
+        r.local.lease_status(KEY).await.unwrap(),
+        r.store.lease_status(KEY).await.unwrap()
+    );
+    // A lease the primary holds: its renewal is assumed while it is down.
+    assert!(r
+        .store
+        .renew_lease(KEY, held.id, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_some());
+    r.faulty.set_fault(Fault::Healthy);
+    assert!(r
+        .store
+        .renew_lease(KEY, a.id, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(r.store.release_lease(KEY, a.id).await.unwrap());
+    assert!(r.store.release_lease(KEY, b.id).await.unwrap());
+    assert!(r.store.release_lease(KEY, t).await.unwrap());
+    assert_eq!(r.local.lease_status(KEY).await.unwrap().held, 0);
+    // Back on the primary, a local ticket means nothing there: a new one.
+    let again = r
+        .store
+        .acquire_lease(KEY, &req.queue(Some(t)))
+        .await
+        .unwrap();
+    let again = lease(again);
+    assert_eq!(
+        ResilientStore::origin(RecordId(again.id.0)),
+        RecordOrigin::Primary
+    );
+    assert_eq!(r.primary.lease_status(KEY).await.unwrap().held, 2);
 }

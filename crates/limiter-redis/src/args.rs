@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use limiter_core::{
-    Amounts, DayWindow, Decision, Dimension, Error, Limits, Plan, RecordId, Reservation, Result,
-    Status, TimeZone, Timestamp, Usage, WindowKind,
+    Amounts, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId, LeaseStatus,
+    Limits, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage, WindowKind,
 };
 
 /// The operations, one script each.
@@ -15,15 +15,18 @@ pub(crate) enum Op {
     Refund,
     Status,
     Cooldown,
+    /// Concurrency leases: acquire, renew, release and status.
+    Lease,
 }
 
 impl Op {
-    pub(crate) const ALL: [Op; 5] = [
+    pub(crate) const ALL: [Op; 6] = [
         Op::Reserve,
         Op::Adjust,
         Op::Refund,
         Op::Status,
         Op::Cooldown,
+        Op::Lease,
     ];
 
     /// The script's Lua source.
@@ -46,6 +49,7 @@ impl Op {
                 include_str!("lua/status.lua")
             ),
             Op::Cooldown => include_str!("lua/cooldown.lua"),
+            Op::Lease => include_str!("lua/lease.lua"),
         }
     }
 }
@@ -57,6 +61,26 @@ const KEEP_MARGIN_US: u64 = 60_000_000;
 /// `now` for ARGV[1]: the manual clock's, or "" for the server's TIME.
 pub(crate) fn now_arg(now: Option<Timestamp>) -> String {
     now.map_or_else(String::new, |t| t.as_micros().to_string())
+}
+
+/// The latest "now" a lease script is given (as `LeaseState` takes).
+const MAX_LEASE_NOW_US: u64 = 1 << 62;
+
+/// `now` for ARGV[1] of the lease script, refused as `LeaseState` refuses
+/// it when beyond the last instant the limiter handles.
+pub(crate) fn lease_now_arg(now: Option<Timestamp>) -> Result<String> {
+    match now {
+        Some(t) if t.as_micros() > MAX_LEASE_NOW_US => Err(Error::InvalidNumber {
+            field: "now",
+            reason: format!("{t} is beyond the last instant the limiter handles"),
+        }),
+        _ => Ok(now_arg(now)),
+    }
+}
+
+/// A lease's time to live in µs (checked before: at most a day).
+pub(crate) fn ttl_arg(ttl: Duration) -> String {
+    ttl.as_micros().to_string()
 }
 
 /// ARGV[2..=22]: the limits as the scripts read them.
@@ -184,4 +208,140 @@ pub(crate) fn decode_status(limits: &Limits, reply: &[i64]) -> Result<Status> {
         queue_tail: (*tail > 0).then(|| ts(*tail)),
         cooldown_until: (*cd > *now).then(|| ts(*cd)),
     })
+}
+
+fn id(op: &str, v: i64, reply: &[i64]) -> Result<LeaseId> {
+    match u64::try_from(v) {
+        Ok(v) if v > 0 => Ok(LeaseId(v)),
+        _ => Err(bad_reply(op, reply)),
+    }
+}
+
+/// A deadline, 0 for none.
+fn deadline(v: i64) -> Option<Timestamp> {
+    (v > 0).then(|| ts(v))
+}
+
+/// Lease acquire: `{1, id, expires, now}` or
+/// `{0, ticket (0: none), ahead, held, next expiry (0: none), now}`.
+pub(crate) fn decode_lease_acquire(reply: &[i64]) -> Result<LeaseDecision> {
+    const OP: &str = "lease acquire";
+    match *reply {
+        [1, lease, expires, now] => Ok(LeaseDecision::Granted(Lease {
+            id: id(OP, lease, reply)?,
+            expires: ts(expires),
+            now: ts(now),
+        })),
+        [0, ticket, ahead, held, next, now] if ahead >= 0 && held >= 0 => Ok(LeaseDecision::Full {
+            ticket: match ticket {
+                0 => None,
+                t => Some(id(OP, t, reply)?),
+            },
+            ahead: ahead as u64,
+            held: held as u64,
+            next_expiry: deadline(next),
+            now: ts(now),
+        }),
+        _ => Err(bad_reply(OP, reply)),
+    }
+}
+
+/// Lease renew: `{expires}`, or `{0}` when not held.
+pub(crate) fn decode_lease_renew(reply: &[i64]) -> Result<Option<Timestamp>> {
+    match *reply {
+        [t] if t >= 0 => Ok(deadline(t)),
+        _ => Err(bad_reply("lease renew", reply)),
+    }
+}
+
+/// Lease release: `{1}` held, `{0}` not.
+pub(crate) fn decode_lease_release(reply: &[i64]) -> Result<bool> {
+    match *reply {
+        [1] => Ok(true),
+        [0] => Ok(false),
+        _ => Err(bad_reply("lease release", reply)),
+    }
+}
+
+/// Lease status: `{held, waiting, next expiry (0: none), now}`.
+pub(crate) fn decode_lease_status(reply: &[i64]) -> Result<LeaseStatus> {
+    match *reply {
+        [held, waiting, next, now] if held >= 0 && waiting >= 0 => Ok(LeaseStatus {
+            held: held as u64,
+            waiting: waiting as u64,
+            next_expiry: deadline(next),
+            now: ts(now),
+        }),
+        _ => Err(bad_reply("lease status", reply)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_replies_decode() {
+        assert_eq!(
+            decode_lease_acquire(&[1, 7, 30, 10]).unwrap(),
+            LeaseDecision::Granted(Lease {
+                id: LeaseId(7),
+                expires: ts(30),
+                now: ts(10),
+            })
+        );
+        assert_eq!(
+            decode_lease_acquire(&[0, 0, 2, 3, 0, 10]).unwrap(),
+            LeaseDecision::Full {
+                ticket: None,
+                ahead: 2,
+                held: 3,
+                next_expiry: None,
+                now: ts(10),
+            }
+        );
+        assert_eq!(
+            decode_lease_acquire(&[0, 9, 0, 1, 20, 10]).unwrap(),
+            LeaseDecision::Full {
+                ticket: Some(LeaseId(9)),
+                ahead: 0,
+                held: 1,
+                next_expiry: Some(ts(20)),
+                now: ts(10),
+            }
+        );
+        assert!(decode_lease_acquire(&[1, 0, 30, 10]).is_err());
+        assert!(decode_lease_acquire(&[0, 1, -1, 1, 20, 10]).is_err());
+        assert!(decode_lease_acquire(&[2]).is_err());
+        assert_eq!(decode_lease_renew(&[0]).unwrap(), None);
+        assert_eq!(decode_lease_renew(&[5]).unwrap(), Some(ts(5)));
+        assert!(decode_lease_renew(&[]).is_err());
+        assert!(decode_lease_release(&[1]).unwrap());
+        assert!(!decode_lease_release(&[0]).unwrap());
+        assert!(decode_lease_release(&[2]).is_err());
+        assert_eq!(
+            decode_lease_status(&[1, 2, 0, 4]).unwrap(),
+            LeaseStatus {
+                held: 1,
+                waiting: 2,
+                next_expiry: None,
+                now: ts(4),
+            }
+        );
+        assert!(decode_lease_status(&[1, 2, 0]).is_err());
+    }
+
+    #[test]
+    fn lease_arguments() {
+        assert_eq!(ttl_arg(Duration::from_millis(1500)), "1500000");
+        assert_eq!(lease_now_arg(None).unwrap(), "");
+        assert_eq!(
+            lease_now_arg(Some(Timestamp::from_micros(42))).unwrap(),
+            "42"
+        );
+        assert!(matches!(
+            lease_now_arg(Some(Timestamp::from_micros(u64::MAX))),
+            Err(Error::InvalidNumber { field: "now", .. })
+        ));
+    }
 }

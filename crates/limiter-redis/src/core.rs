@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use limiter_core::lease::check_ttl;
 use limiter_core::{
-    Clock, Cost, Decision, Limits, RecordId, Result, Status, SystemClock, Timestamp,
+    Clock, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus, Limits, RecordId,
+    Result, Status, SystemClock, Timestamp,
 };
 
 use crate::args::{self, Op};
@@ -168,6 +170,57 @@ impl<B: Backend> Core<B> {
         self.cooldown_call(key, CooldownSet::Get).await
     }
 
+    /// Runs the lease script: `op` and its arguments after "now".
+    async fn lease_call(&self, key: &str, op: &str, rest: &[String]) -> Result<Vec<i64>> {
+        let mut args = Vec::with_capacity(2 + rest.len());
+        args.push(args::lease_now_arg(self.now())?);
+        args.push(op.to_string());
+        args.extend_from_slice(rest);
+        self.backend
+            .eval(Op::Lease, &self.layout.lease_keys(key), args)
+            .await
+    }
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        key: &str,
+        request: &LeaseRequest,
+    ) -> Result<LeaseDecision> {
+        request.validate()?;
+        let rest = [
+            request.cap.to_string(),
+            args::ttl_arg(request.ttl),
+            u8::from(request.queue).to_string(),
+            request.ticket.map_or_else(String::new, |t| t.0.to_string()),
+        ];
+        let reply = self.lease_call(key, "acquire", &rest).await?;
+        args::decode_lease_acquire(&reply)
+    }
+
+    pub(crate) async fn renew_lease(
+        &self,
+        key: &str,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> Result<Option<Timestamp>> {
+        check_ttl(ttl)?;
+        let rest = [lease.0.to_string(), args::ttl_arg(ttl)];
+        let reply = self.lease_call(key, "renew", &rest).await?;
+        args::decode_lease_renew(&reply)
+    }
+
+    pub(crate) async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+        let reply = self
+            .lease_call(key, "release", &[lease.0.to_string()])
+            .await?;
+        args::decode_lease_release(&reply)
+    }
+
+    pub(crate) async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+        let reply = self.lease_call(key, "status", &[]).await?;
+        args::decode_lease_status(&reply)
+    }
+
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
         match &self.time {
             TimeSource::Server => Arc::new(SystemClock),
@@ -233,6 +286,34 @@ macro_rules! impl_store {
                 limits: &limiter_core::Limits,
             ) -> limiter_core::Result<limiter_core::Status> {
                 self.core.status(key, limits).await
+            }
+            async fn acquire_lease(
+                &self,
+                key: &str,
+                request: &limiter_core::LeaseRequest,
+            ) -> limiter_core::Result<limiter_core::LeaseDecision> {
+                self.core.acquire_lease(key, request).await
+            }
+            async fn renew_lease(
+                &self,
+                key: &str,
+                lease: limiter_core::LeaseId,
+                ttl: std::time::Duration,
+            ) -> limiter_core::Result<Option<limiter_core::Timestamp>> {
+                self.core.renew_lease(key, lease, ttl).await
+            }
+            async fn release_lease(
+                &self,
+                key: &str,
+                lease: limiter_core::LeaseId,
+            ) -> limiter_core::Result<bool> {
+                self.core.release_lease(key, lease).await
+            }
+            async fn lease_status(
+                &self,
+                key: &str,
+            ) -> limiter_core::Result<limiter_core::LeaseStatus> {
+                self.core.lease_status(key).await
             }
             fn clock(&self) -> std::sync::Arc<dyn limiter_core::Clock> {
                 self.core.clock()

@@ -5,10 +5,18 @@
 /// A limiter key `K` under prefix `P` lives in five Redis keys: `{P:K}:s`
 /// (a hash: the state), `{P:K}:q` (a sorted set: the waiting slots) and
 /// `{P:K}:bw`, `:bs`, `:bd` (sorted sets: the occupied time buckets of the
-/// rolling windows). The braces are a hash tag, so all sit in one hash slot
-/// and the scripts run on Redis Cluster. In `K`, `{`, `}` and `%` are
-/// percent-encoded, so no model name can end the hash tag early or reach
-/// another key's state.
+/// rolling windows). Its concurrency leases live in four more
+/// ([`lease_keys`](Self::lease_keys)): `{P:K}:l` (a sorted set: the leases
+/// held, by expiry), `{P:K}:lw` and `{P:K}:ld` (sorted sets: the waiters'
+/// tickets by id, that is in queue order, and by deadline) and `{P:K}:lc` (a
+/// hash: the last id handed out and the last "now" seen).
+///
+/// The braces are a hash tag, so all sit in one hash slot and the scripts
+/// run on Redis Cluster. In `K`, `{`, `}` and `%` are percent-encoded, so no
+/// model name can end the hash tag early or reach another key's state.
+///
+/// Every key has a TTL: the lease keys live until their last deadline (plus
+/// a minute), and `{P:K}:lc` a day longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyLayout {
     prefix: String,
@@ -41,8 +49,19 @@ impl KeyLayout {
     /// The Redis keys of `key`: the state hash, the queue, and the bucket
     /// indexes of its three rolling windows.
     pub fn keys(&self, key: &str) -> [String; 5] {
-        let tag = format!("{{{}:{}}}", self.prefix, escape(key));
+        let tag = self.tag(key);
         ["s", "q", "bw", "bs", "bd"].map(|k| format!("{tag}:{k}"))
+    }
+
+    /// The Redis keys of `key`'s concurrency leases: the leases held, the
+    /// waiters by id and by deadline, and the last id and time.
+    pub fn lease_keys(&self, key: &str) -> [String; 4] {
+        let tag = self.tag(key);
+        ["l", "lw", "ld", "lc"].map(|k| format!("{tag}:{k}"))
+    }
+
+    fn tag(&self, key: &str) -> String {
+        format!("{{{}:{}}}", self.prefix, escape(key))
     }
 }
 
@@ -75,5 +94,18 @@ mod tests {
         assert_eq!(q, "{llm-limiter:evil%7D:x%7B}:q");
         assert_ne!(l.keys("a%7D")[0], l.keys("a}")[0]);
         assert_eq!(KeyLayout::new("t{1}").keys("m")[0], "{t%7B1%7D:m}:s");
+        // The lease keys share the same tag, and no name of the others.
+        let leases = l.lease_keys("gpt-4o");
+        assert_eq!(
+            leases,
+            [
+                "{llm-limiter:gpt-4o}:l",
+                "{llm-limiter:gpt-4o}:lw",
+                "{llm-limiter:gpt-4o}:ld",
+                "{llm-limiter:gpt-4o}:lc",
+            ]
+        );
+        assert!(leases.iter().all(|k| !keys.contains(k)));
+        assert_eq!(l.lease_keys("evil}:x{")[0], "{llm-limiter:evil%7D:x%7B}:l");
     }
 }

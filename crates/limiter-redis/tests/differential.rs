@@ -1,16 +1,18 @@
-//! Differential test: random sequences of operations applied both to the
-//! core's state machine (`KeyState`) and to Redis (the Lua port), with the
-//! same injected times, must give the same decisions, slots, record ids,
-//! positions, errors and status.
+//! Differential tests: random sequences of operations applied both to the
+//! core's state machines (`KeyState`, `LeaseState`) and to Redis (the Lua
+//! ports), with the same injected times, must give the same decisions,
+//! slots, record and lease ids, positions, errors and status.
 
 #![cfg(feature = "redis-rs")]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::{
-    Clock, Cost, DayWindow, Decision, Error, KeyState, Limits, ManualClock, RecordId, Store,
-    TimeZone, WindowKind,
+    Clock, Cost, DayWindow, Decision, Error, KeyState, LeaseDecision, LeaseId, LeaseRequest,
+    LeaseState, Limits, ManualClock, RecordId, Sleep, Store, TimeZone, Timestamp, WindowKind,
+    MAX_LEASE_CAP, MAX_LEASE_TTL,
 };
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
@@ -258,6 +260,216 @@ fn redis_scripts_decide_exactly_as_the_core_state_machine() {
                         "final status",
                         state.status(&limits, now).unwrap(),
                         store.status(&key, &limits).await.unwrap(),
+                    )
+                })
+            },
+        )
+        .unwrap();
+}
+
+/// A clock for the lease differential that may also step back (time must
+/// still never go back for a key).
+#[derive(Clone, Debug, Default)]
+struct StepClock(Arc<AtomicU64>);
+
+impl StepClock {
+    fn set(&self, us: u64) {
+        self.0.store(us, Ordering::SeqCst);
+    }
+}
+
+impl Clock for StepClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
+    }
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Which id a lease operation names.
+#[derive(Clone, Debug)]
+enum Pick {
+    None,
+    /// One of the tickets handed out so far (live, used or expired).
+    Ticket(usize),
+    /// One of the leases granted so far (held, released or expired).
+    Lease(usize),
+    /// An id no store made.
+    Bogus(u64),
+}
+
+#[derive(Clone, Debug)]
+enum LeaseOp {
+    Acquire {
+        cap: u64,
+        ttl_us: u64,
+        queue: bool,
+        ticket: Pick,
+    },
+    Renew {
+        id: Pick,
+        ttl_us: u64,
+    },
+    Release {
+        id: Pick,
+    },
+    Status,
+    Advance {
+        micros: u64,
+    },
+    Back {
+        micros: u64,
+    },
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![
+        2 => Just(Pick::None),
+        5 => any::<usize>().prop_map(Pick::Ticket),
+        3 => any::<usize>().prop_map(Pick::Lease),
+        1 => prop_oneof![0u64..4, Just(u64::MAX), Just(1 << 53), any::<u64>()].prop_map(Pick::Bogus),
+    ]
+}
+
+fn lease_ttl() -> impl Strategy<Value = u64> {
+    let day = MAX_LEASE_TTL.as_micros() as u64;
+    prop_oneof![
+        12 => 1_000u64..3_000_000,
+        1 => Just(1_000u64),
+        1 => Just(day),
+        // Out of range: refused before reaching a store.
+        1 => prop_oneof![0u64..1_000, Just(day + 1)],
+    ]
+}
+
+fn lease_op() -> impl Strategy<Value = LeaseOp> {
+    prop_oneof![
+        8 => (
+            prop_oneof![12 => 1u64..5, 1 => Just(0u64), 1 => Just(MAX_LEASE_CAP), 1 => Just(MAX_LEASE_CAP + 1)],
+            lease_ttl(),
+            any::<bool>(),
+            pick(),
+        )
+            .prop_map(|(cap, ttl_us, queue, ticket)| LeaseOp::Acquire { cap, ttl_us, queue, ticket }),
+        2 => (pick(), lease_ttl()).prop_map(|(id, ttl_us)| LeaseOp::Renew { id, ttl_us }),
+        2 => pick().prop_map(|id| LeaseOp::Release { id }),
+        1 => Just(LeaseOp::Status),
+        4 => prop_oneof![0u64..5_000, 0u64..1_500_000, 0u64..4_000_000].prop_map(|micros| LeaseOp::Advance { micros }),
+        1 => (0u64..2_000_000).prop_map(|micros| LeaseOp::Back { micros }),
+    ]
+}
+
+#[test]
+fn redis_lease_script_decides_exactly_as_the_core_lease_state() {
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = StepClock::default();
+    let store: Arc<dyn Store> = Arc::new(
+        rt.block_on(
+            RedisStore::builder()
+                .url(server.url())
+                .clock(clock.clone())
+                .connect(),
+        )
+        .unwrap(),
+    );
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(96);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = AtomicU64::new(0);
+    // Near the epoch (ids from the counter) or in 2026 (ids from the clock).
+    let start = prop_oneof![0u64..3, 1_767_225_600_000_000u64..1_767_225_601_000_000];
+    runner
+        .run(
+            &(start, proptest::collection::vec(lease_op(), 1..100)),
+            |(start, ops)| {
+                let key = format!("lease:{}", n.fetch_add(1, Ordering::Relaxed));
+                clock.set(start);
+                let mut state = LeaseState::new();
+                let mut tickets: Vec<LeaseId> = Vec::new();
+                let mut leases: Vec<LeaseId> = Vec::new();
+                let resolve = |p: &Pick, tickets: &[LeaseId], leases: &[LeaseId]| match *p {
+                    Pick::Ticket(i) if !tickets.is_empty() => Some(tickets[i % tickets.len()]),
+                    Pick::Lease(i) if !leases.is_empty() => Some(leases[i % leases.len()]),
+                    Pick::Bogus(id) => Some(LeaseId(id)),
+                    _ => None,
+                };
+                rt.block_on(async {
+                    for op in &ops {
+                        let now = clock.now();
+                        match op {
+                            LeaseOp::Acquire {
+                                cap,
+                                ttl_us,
+                                queue,
+                                ticket,
+                            } => {
+                                let request = LeaseRequest {
+                                    cap: *cap,
+                                    ttl: Duration::from_micros(*ttl_us),
+                                    queue: *queue,
+                                    ticket: resolve(ticket, &tickets, &leases),
+                                };
+                                let c = state.acquire(&request, now);
+                                let r = store.acquire_lease(&key, &request).await;
+                                match (c, r) {
+                                    (Ok(c), Ok(r)) => {
+                                        same("lease decision", c, r)?;
+                                        match c {
+                                            LeaseDecision::Granted(l) => leases.push(l.id),
+                                            LeaseDecision::Full {
+                                                ticket: Some(t), ..
+                                            } => tickets.push(t),
+                                            _ => {}
+                                        }
+                                    }
+                                    (Err(c), Err(r)) => same("error", kind(&c), kind(&r))?,
+                                    (c, r) => prop_assert!(false, "core {:?} vs redis {:?}", c, r),
+                                }
+                            }
+                            LeaseOp::Renew { id, ttl_us } => {
+                                let id = resolve(id, &tickets, &leases).unwrap_or(LeaseId(0));
+                                let ttl = Duration::from_micros(*ttl_us);
+                                let c = state.renew(id, ttl, now).map_err(|e| kind(&e));
+                                let r =
+                                    store.renew_lease(&key, id, ttl).await.map_err(|e| kind(&e));
+                                same("renew", c, r)?;
+                            }
+                            LeaseOp::Release { id } => {
+                                let id = resolve(id, &tickets, &leases).unwrap_or(LeaseId(0));
+                                let c = state.release(id, now).map_err(|e| kind(&e));
+                                let r = store.release_lease(&key, id).await.map_err(|e| kind(&e));
+                                same("release", c, r)?;
+                            }
+                            LeaseOp::Status => {
+                                same(
+                                    "lease status",
+                                    state.status(now).unwrap(),
+                                    store.lease_status(&key).await.unwrap(),
+                                )?;
+                            }
+                            LeaseOp::Advance { micros } => {
+                                clock.set(now.as_micros().saturating_add(*micros));
+                            }
+                            LeaseOp::Back { micros } => {
+                                clock.set(now.as_micros().saturating_sub(*micros));
+                            }
+                        }
+                    }
+                    same(
+                        "final lease status",
+                        state.status(clock.now()).unwrap(),
+                        store.lease_status(&key).await.unwrap(),
                     )
                 })
             },

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use limiter_core::{
-    Clock, Cost, Decision, Limits, ManualClock, RecordId, Result, Status, Store, Timestamp,
+    Clock, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus, Limits, ManualClock,
+    RecordId, Result, Status, Store, Timestamp,
 };
 #[cfg(feature = "redis-rs")]
 use limiter_redis::RedisStore;
@@ -72,6 +73,23 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Wrapped<G> {
     }
     async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
         self.store.status(key, limits).await
+    }
+    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
+        self.store.acquire_lease(key, request).await
+    }
+    async fn renew_lease(
+        &self,
+        key: &str,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> Result<Option<Timestamp>> {
+        self.store.renew_lease(key, lease, ttl).await
+    }
+    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+        self.store.release_lease(key, lease).await
+    }
+    async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+        self.store.lease_status(key).await
     }
     fn clock(&self) -> Arc<dyn Clock> {
         match &self.clock {
