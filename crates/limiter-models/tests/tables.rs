@@ -589,3 +589,18 @@ fn bad_user_tables_are_typed_errors() {
         }
     }
 }
+
+#[test]
+fn gemini_live_free_tier_caps_concurrent_sessions() {
+    let r = Registry::builtin();
+    let live = r
+        .lookup(Provider::Gemini, Tier::Free, "gemini-2.0-flash-live")
+        .unwrap();
+    assert_eq!(live.kind, ModelKind::Live);
+    assert_eq!(live.concurrent_sessions, Some(3));
+    // Unknown for paid tiers: absent, not guessed.
+    let paid = r
+        .lookup(Provider::Gemini, Tier::Tier1, "gemini-2.0-flash-live-001")
+        .unwrap();
+    assert_eq!(paid.concurrent_sessions, None);
+}

@@ -29,3 +29,12 @@ pub mod models {
 #[cfg(feature = "fred")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fred")))]
 pub use limiter_redis::{FredStore, FredStoreBuilder};
+
+/// Live (streaming, WebSocket) session limits: session starts, concurrent
+/// sessions as leases shared across processes, token usage during a
+/// session, cooldowns.
+#[cfg(feature = "live")]
+#[cfg_attr(docsrs, doc(cfg(feature = "live")))]
+pub mod live {
+    pub use limiter_live::*;
+}

@@ -1,0 +1,432 @@
+//! An open live session: its concurrent-session lease and its tokens.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use limiter_core::{Cost, Decision, LeaseId, RecordId, Store, Timestamp};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::limiter::{LiveLimiter, Model};
+use crate::{Error, Result};
+
+/// A lease or a ticket for one, given back when dropped (on a spawned task,
+/// when a tokio runtime is at hand; otherwise it expires by its time to
+/// live).
+pub(crate) struct LeaseGuard {
+    store: Arc<dyn Store>,
+    key: String,
+    id: Option<LeaseId>,
+}
+
+impl LeaseGuard {
+    pub(crate) fn new(store: Arc<dyn Store>, key: String, id: Option<LeaseId>) -> Self {
+        LeaseGuard { store, key, id }
+    }
+
+    pub(crate) fn id(&self) -> Option<LeaseId> {
+        self.id
+    }
+
+    pub(crate) fn set(&mut self, id: Option<LeaseId>) {
+        self.id = id;
+    }
+
+    /// Keeps the lease: the guard no longer gives it back.
+    pub(crate) fn disarm(&mut self) -> Option<LeaseId> {
+        self.id.take()
+    }
+
+    /// Gives the lease back now; a failure is logged (the lease then
+    /// expires by its time to live).
+    pub(crate) async fn release(mut self) {
+        if let Some(id) = self.id.take() {
+            release(&*self.store, &self.key, id).await;
+        }
+    }
+}
+
+async fn release(store: &dyn Store, key: &str, id: LeaseId) {
+    if let Err(e) = store.release_lease(key, id).await {
+        tracing::warn!(key, lease = %id, error = %e,
+            "could not release a live-session lease; it expires by its time to live");
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
+                rt.spawn(async move { release(&*store, &key, id).await });
+            }
+            Err(_) => tracing::debug!(key = %self.key, lease = %id,
+                "no runtime to release a live-session lease; it expires by its time to live"),
+        }
+    }
+}
+
+/// Tokens reserved by the latest [`LiveSession::wait_for`], and how much of
+/// them recorded usage has taken.
+#[derive(Debug)]
+struct Credit {
+    record: RecordId,
+    reserved: Cost,
+    used: Cost,
+}
+
+#[derive(Debug, Default)]
+struct Tokens {
+    /// Everything recorded in this session.
+    used: Cost,
+    /// Only the latest reservation takes usage: usage is counted at the
+    /// reservation's slot, and attributing it to an older (earlier) slot
+    /// would let it leave the window before the provider's count does.
+    credit: Option<Credit>,
+}
+
+struct Shared {
+    limiter: LiveLimiter,
+    model: Arc<Model>,
+    lease: Mutex<Option<LeaseGuard>>,
+    lease_id: Option<LeaseId>,
+    lost: AtomicBool,
+    tokens: Mutex<Tokens>,
+    started: Timestamp,
+}
+
+/// An open live session, from
+/// [`LiveLimiter::acquire_session`](crate::LiveLimiter::acquire_session).
+///
+/// While it lives it holds one concurrent-session slot (when the model has
+/// a cap), renewing its lease in the background every third of the lease
+/// time to live. [`end`](Self::end) it, or drop it, to free the slot.
+///
+/// Tokens: [`record_token_usage`](Self::record_token_usage) counts what the
+/// stream reports as it goes; [`wait_for_tokens`](Self::wait_for_tokens) is
+/// the back-pressure call, which waits its FIFO turn until the token limits
+/// have room for what the session is about to send and reserves it, so that
+/// the tokens later recorded are taken from that reservation first.
+pub struct LiveSession {
+    shared: Arc<Shared>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for LiveSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveSession")
+            .field("model", &self.shared.model.name)
+            .field("lease", &self.shared.lease_id)
+            .field("lost", &self.is_lease_lost())
+            .field("started", &self.shared.started)
+            .field("tokens", &self.shared.tokens.lock().used)
+            .finish()
+    }
+}
+
+impl LiveSession {
+    pub(crate) fn start(
+        limiter: LiveLimiter,
+        model: Arc<Model>,
+        mut lease: Option<LeaseGuard>,
+    ) -> LiveSession {
+        let lease_id = lease.as_ref().and_then(LeaseGuard::id);
+        let started = limiter.inner.clock.now();
+        let shared = Arc::new(Shared {
+            lease: Mutex::new(lease.take()),
+            lease_id,
+            lost: AtomicBool::new(false),
+            tokens: Mutex::new(Tokens::default()),
+            started,
+            limiter,
+            model,
+        });
+        let renewer = lease_id.map(|id| tokio::spawn(renew(Arc::downgrade(&shared), id)));
+        LiveSession { shared, renewer }
+    }
+
+    /// The model's canonical name.
+    pub fn model(&self) -> &str {
+        &self.shared.model.name
+    }
+
+    /// The concurrent-session lease held, if the model has a cap.
+    pub fn lease(&self) -> Option<LeaseId> {
+        self.shared.lease_id
+    }
+
+    /// When the session started (on the store's clock).
+    pub fn started_at(&self) -> Timestamp {
+        self.shared.started
+    }
+
+    /// Whether the lease was lost: a renewal found it expired (this process
+    /// stalled for longer than the lease time to live, or the store lost
+    /// it), so its slot may be someone else's now. The session's provider
+    /// connection is still the caller's to close.
+    pub fn is_lease_lost(&self) -> bool {
+        self.shared.lost.load(Ordering::Acquire)
+    }
+
+    /// Every token recorded in this session so far (input plus output).
+    pub fn tokens_used(&self) -> u64 {
+        self.shared.tokens.lock().used.total_tokens()
+    }
+
+    /// Every token recorded in this session so far, as input and output.
+    pub fn usage(&self) -> Cost {
+        self.shared.tokens.lock().used
+    }
+
+    /// Counts `tokens` the stream has used (the provider's usage report),
+    /// as combined (input) tokens. See [`record_usage`](Self::record_usage).
+    ///
+    /// # Errors
+    /// As [`record_usage`](Self::record_usage).
+    pub async fn record_token_usage(&self, tokens: u64) -> Result<()> {
+        self.record_usage(Cost::tokens(tokens)).await
+    }
+
+    /// Counts usage the stream reported against the model's token limits,
+    /// for every process sharing the store. It is taken first from what
+    /// the latest [`wait_for`](Self::wait_for) reserved; the rest is counted at
+    /// once (after any reservation already waiting its turn), even beyond
+    /// the limit: the provider has already served it, and later callers
+    /// wait for it to leave the window.
+    ///
+    /// # Errors
+    /// [`limiter_core::Error::InvalidNumber`] for numbers out of range
+    /// (nothing counted); store errors (as [`Error::Limiter`]).
+    pub async fn record_usage(&self, usage: Cost) -> Result<()> {
+        let m = &self.shared.model;
+        m.limits.tokens.plan()?.usage_amounts(&usage)?;
+        let rest = {
+            let mut t = self.shared.tokens.lock();
+            t.used = add(t.used, usage);
+            let mut rest = usage;
+            if let Some(c) = t.credit.as_mut() {
+                let free_in = c.reserved.input_tokens - c.used.input_tokens;
+                let free_out = c.reserved.output_tokens - c.used.output_tokens;
+                let take_in = free_in.min(rest.input_tokens);
+                let take_out = free_out.min(rest.output_tokens);
+                c.used.input_tokens += take_in;
+                c.used.output_tokens += take_out;
+                rest.input_tokens -= take_in;
+                rest.output_tokens -= take_out;
+            }
+            rest
+        };
+        let Some(l) = &m.tokens else { return Ok(()) };
+        if rest.total_tokens() == 0 {
+            return Ok(());
+        }
+        // A reservation of nothing, at once, then settled with the usage.
+        let (store, limits) = (l.store(), l.limits());
+        match store
+            .reserve(l.key(), &limits, &Cost::default(), None)
+            .await?
+        {
+            Decision::Reserved(r) => Ok(store.adjust(l.key(), &limits, r.record, &rest).await?),
+            other => Err(limiter_core::Error::store(
+                format!("the store refused a reservation of nothing: {other:?}"),
+                false,
+            )
+            .into()),
+        }
+    }
+
+    /// Back-pressure: waits (FIFO among every session and process sharing
+    /// the store, up to the limiter's maximum wait) until the token limits
+    /// have room for `tokens` more combined (input) tokens, and reserves
+    /// them for this session; returns how long it waited. See
+    /// [`wait_for`](Self::wait_for).
+    ///
+    /// # Errors
+    /// As [`wait_for`](Self::wait_for).
+    pub async fn wait_for_tokens(&self, tokens: u64) -> Result<Duration> {
+        self.wait_for(Cost::tokens(tokens)).await
+    }
+
+    /// Back-pressure: waits its FIFO turn, up to the limiter's maximum
+    /// wait, until the token limits have room for `estimate`, and reserves
+    /// it. Usage recorded afterwards is taken from this reservation first
+    /// (usage beyond it is counted as it comes); what is left unused is
+    /// given back at the next `wait_for` (its turn is over) or when the
+    /// session ends.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] (token rate exhausted) when the wait would be
+    /// longer than the maximum (nothing reserved);
+    /// [`limiter_core::Error::ExceedsLimit`] for more than the limits admit
+    /// at all, [`limiter_core::Error::InvalidNumber`], store errors (as
+    /// [`Error::Limiter`]).
+    pub async fn wait_for(&self, estimate: Cost) -> Result<Duration> {
+        let m = &self.shared.model;
+        let Some(l) = &m.tokens else {
+            return Ok(Duration::ZERO);
+        };
+        let max_wait = self.shared.limiter.max_wait();
+        let permit = match l.acquire_within(estimate, max_wait).await {
+            Ok(p) => p,
+            Err(limiter_core::Error::WouldWaitTooLong { wait, max_wait }) => {
+                let status = l.status().await?;
+                let u = status
+                    .usage
+                    .iter()
+                    .copied()
+                    .max_by_key(|u| u.used.saturating_mul(1000) / u.limit.max(1));
+                return Err(match u {
+                    Some(u) => Error::Unavailable {
+                        model: m.name.clone(),
+                        reason: crate::Unavailable::TokenRate {
+                            dimension: u.dimension,
+                            used: u.used,
+                            limit: u.limit,
+                        },
+                        max_wait,
+                    },
+                    None => limiter_core::Error::WouldWaitTooLong { wait, max_wait }.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let older = self.shared.tokens.lock().credit.replace(Credit {
+            record: permit.record_id(),
+            reserved: estimate,
+            used: Cost::default(),
+        });
+        // The turn of the older reservation is over: give back what it did
+        // not use.
+        if let Some(c) = older.filter(|c| c.used != c.reserved) {
+            settle(l, &c).await;
+        }
+        Ok(permit.waited())
+    }
+
+    /// Pauses this session's model for every process (the provider pushed
+    /// back); see
+    /// [`LiveLimiter::trigger_cooldown`](crate::LiveLimiter::trigger_cooldown).
+    ///
+    /// # Errors
+    /// Store errors (as [`Error::Limiter`]).
+    pub async fn trigger_cooldown(&self, duration: Duration) -> Result<()> {
+        let m = &self.shared.model;
+        Ok(self
+            .shared
+            .limiter
+            .store()
+            .cool_down(&m.key, duration)
+            .await?)
+    }
+
+    /// Ends the session: gives back the tokens reserved and not used and
+    /// frees the concurrent-session slot, now. Dropping the session does
+    /// the same on a spawned task.
+    ///
+    /// # Errors
+    /// Store errors (as [`Error::Limiter`]) from settling the reservations;
+    /// the slot is freed in any case (or expires by its time to live).
+    pub async fn end(mut self) -> Result<()> {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        finish(&self.shared).await
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        let Some(r) = self.renewer.take() else {
+            // Ended, or no lease: settle what is left, if anything.
+            if self.shared.tokens.lock().credit.is_some() {
+                spawn_finish(self.shared.clone());
+            }
+            return;
+        };
+        r.abort();
+        spawn_finish(self.shared.clone());
+    }
+}
+
+fn spawn_finish(shared: Arc<Shared>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move {
+                if let Err(e) = finish(&shared).await {
+                    tracing::warn!(model = %shared.model.name, error = %e,
+                        "could not settle a live session's token reservations");
+                }
+            });
+        }
+        // The lease expires by its time to live; reservations count as made.
+        Err(_) => tracing::debug!(model = %shared.model.name,
+            "no runtime to end a live session; its lease expires by its time to live"),
+    }
+}
+
+/// Settles the unused reservations and releases the lease.
+async fn finish(shared: &Shared) -> Result<()> {
+    let credit = shared.tokens.lock().credit.take();
+    let lease = shared.lease.lock().take();
+    let mut result = Ok(());
+    if let (Some(l), Some(c)) = (&shared.model.tokens, credit) {
+        if c.used != c.reserved {
+            result = l.adjust(c.record, c.used).await.map_err(Error::from);
+        }
+    }
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// Gives back the unused part of a reservation whose turn is over; a
+/// failure only means the unused tokens stay counted until they leave the
+/// window.
+async fn settle(l: &limiter_core::Limiter, c: &Credit) {
+    if let Err(e) = l.adjust(c.record, c.used).await {
+        tracing::debug!(key = l.key(), record = %c.record, error = %e,
+            "could not give back unused live-session tokens");
+    }
+}
+
+/// Renews the lease every third of its time to live until the session is
+/// gone or the lease is lost.
+async fn renew(shared: Weak<Shared>, id: LeaseId) {
+    let (store, clock, ttl, key) = match shared.upgrade() {
+        Some(s) => (
+            s.limiter.store().clone(),
+            s.limiter.inner.clock.clone(),
+            s.limiter.inner.lease_ttl,
+            s.model.key.clone(),
+        ),
+        None => return,
+    };
+    loop {
+        clock.sleep(ttl / 3).await;
+        let Some(s) = shared.upgrade() else { return };
+        match store.renew_lease(&key, id, ttl).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::warn!(key, lease = %id,
+                    "a live session's lease expired before its renewal; its slot may be taken");
+                s.lost.store(true, Ordering::Release);
+                return;
+            }
+            // Tried again at the next tick; the lease lives until its ttl.
+            Err(e) => tracing::warn!(key, lease = %id, error = %e,
+                "could not renew a live session's lease"),
+        }
+    }
+}
+
+fn add(a: Cost, b: Cost) -> Cost {
+    Cost {
+        input_tokens: a.input_tokens.saturating_add(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_add(b.output_tokens),
+        images: a.images.saturating_add(b.images),
+    }
+}
