@@ -1070,15 +1070,16 @@ impl Store for ResilientStore {
 
     async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
         let primary = &self.inner.primary;
-        // A ticket from the fallback means nothing to the primary.
-        let request = LeaseRequest {
+        // A ticket from the fallback means nothing to the primary (and the
+        // degraded path keeps only the fallback's).
+        let to_primary = LeaseRequest {
             ticket: request
                 .ticket
                 .filter(|t| Self::origin(RecordId(t.0)) == RecordOrigin::Primary),
             ..*request
         };
         match self
-            .primary("acquire_lease", || primary.acquire_lease(key, &request))
+            .primary("acquire_lease", || primary.acquire_lease(key, &to_primary))
             .await
         {
             Outcome::Done(Ok(LeaseDecision::Granted(l))) if l.id.0 & LOCAL_BIT != 0 => {
@@ -1092,7 +1093,7 @@ impl Store for ResilientStore {
                 ))
             }
             Outcome::Done(done) => done,
-            Outcome::Down(e) => self.acquire_lease_degraded(e, key, &request).await,
+            Outcome::Down(e) => self.acquire_lease_degraded(e, key, request).await,
         }
     }
 

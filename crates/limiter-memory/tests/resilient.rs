@@ -671,6 +671,26 @@ async fn leases_degrade_by_policy() {
         ResilientStore::origin(RecordId(t.0)),
         RecordOrigin::Fallback
     );
+    // Asking again with the local ticket keeps its place at the front...
+    let again = r
+        .store
+        .acquire_lease(KEY, &req.queue(Some(t)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, LeaseDecision::Full { ticket: Some(t2), ahead: 0, .. } if t2 == t),
+        "{again:?}"
+    );
+    assert_eq!(r.store.lease_status(KEY).await.unwrap().waiting, 1);
+    // ...and is granted once a local slot frees.
+    assert!(r.store.release_lease(KEY, b.id).await.unwrap());
+    let b = lease(
+        r.store
+            .acquire_lease(KEY, &req.queue(Some(t)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(r.store.lease_status(KEY).await.unwrap().waiting, 0);
     assert_eq!(
         r.local.lease_status(KEY).await.unwrap(),
         r.store.lease_status(KEY).await.unwrap()
@@ -691,9 +711,12 @@ async fn leases_degrade_by_policy() {
         .is_some());
     assert!(r.store.release_lease(KEY, a.id).await.unwrap());
     assert!(r.store.release_lease(KEY, b.id).await.unwrap());
-    assert!(r.store.release_lease(KEY, t).await.unwrap());
+    assert!(
+        !r.store.release_lease(KEY, t).await.unwrap(),
+        "the ticket was used"
+    );
     assert_eq!(r.local.lease_status(KEY).await.unwrap().held, 0);
-    // Back on the primary, a local ticket means nothing there: a new one.
+    // Back on the primary, a local ticket means nothing there.
     let again = r
         .store
         .acquire_lease(KEY, &req.queue(Some(t)))
