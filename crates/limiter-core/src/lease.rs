@@ -401,10 +401,14 @@ impl LeaseState {
     /// (new ids still never repeat old ones, being taken from the clock).
     pub fn is_idle(&self, now: Timestamp) -> bool {
         let now = now.as_micros();
-        self.leases
-            .by_deadline
-            .last()
-            .is_none_or(|&(d, _)| d <= now)
+        // Ids handed out faster than one per µs run ahead of the clock; a
+        // state made anew before the clock catches up could repeat them.
+        self.last_id <= now
+            && self
+                .leases
+                .by_deadline
+                .last()
+                .is_none_or(|&(d, _)| d <= now)
             && self
                 .waiters
                 .by_deadline

@@ -146,7 +146,7 @@ impl LiveStatus {
             }
         }
         if let (Some(l), Some(cap)) = (self.leases, self.concurrent_cap) {
-            if l.held >= cap || l.waiting > 0 && l.held + l.waiting >= cap {
+            if l.held + l.waiting >= cap {
                 out.push(Unavailable::ConcurrentFull {
                     open: l.held,
                     cap,

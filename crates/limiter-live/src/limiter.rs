@@ -111,7 +111,9 @@ pub struct LiveLimiterBuilder {
 
 impl LiveLimiterBuilder {
     /// Sets the limits of `model`. Limits set here win over the built-in
-    /// tables of [`registry`](Self::registry).
+    /// tables of [`registry`](Self::registry), under whichever name of the
+    /// model they are set (canonical, alias or snapshot): every name of the
+    /// model then gets them, under its canonical key.
     #[must_use]
     pub fn model(mut self, model: impl Into<String>, limits: LiveLimits) -> Self {
         self.custom.insert(model.into(), limits);
@@ -306,34 +308,53 @@ impl LiveLimiter {
             .clone())
     }
 
+    /// The canonical name and limits of `model`: with tables, the tables'
+    /// canonical name (so aliases and snapshots share one key), and limits
+    /// set on the builder under either name win; without, or for a model
+    /// the tables do not know, the builder's entry.
     fn lookup(&self, model: &str) -> Result<(String, LiveLimits)> {
-        if let Some(l) = self.inner.custom.get(model) {
-            return Ok((model.to_string(), *l));
-        }
+        let custom = &self.inner.custom;
         #[cfg(feature = "models")]
         if let Some(t) = &self.inner.tables {
-            return match t.registry.lookup(t.provider, t.tier, model) {
+            match t.registry.lookup(t.provider, t.tier, model) {
                 Ok(entry) => {
-                    let limits = LiveLimits::from_model(
-                        &entry.limits,
-                        entry.concurrent_sessions.map(u64::from),
-                    );
-                    // A custom entry under the canonical name wins too.
-                    let limits = self
-                        .inner
-                        .custom
+                    // Set under the canonical name, else under any name of
+                    // the model (the first in order, whatever name was asked).
+                    let same = |n: &String| {
+                        t.registry
+                            .lookup(t.provider, t.tier, n)
+                            .is_ok_and(|e| e.name == entry.name)
+                    };
+                    let limits = custom
                         .get(&entry.name)
+                        .or_else(|| {
+                            let mut names: Vec<&String> =
+                                custom.keys().filter(|n| same(n)).collect();
+                            names.sort();
+                            names.first().and_then(|n| custom.get(*n))
+                        })
                         .copied()
-                        .unwrap_or(limits);
-                    Ok((entry.name, limits))
+                        .unwrap_or_else(|| {
+                            LiveLimits::from_model(
+                                &entry.limits,
+                                entry.concurrent_sessions.map(u64::from),
+                            )
+                        });
+                    return Ok((entry.name, limits));
                 }
                 Err(limiter_core::Error::UnknownModel { name, known }) => {
-                    Err(self.unknown(name, known))
+                    return match custom.get(model) {
+                        Some(l) => Ok((model.to_string(), *l)),
+                        None => Err(self.unknown(name, known)),
+                    };
                 }
-                Err(e) => Err(e.into()),
-            };
+                Err(e) => return Err(e.into()),
+            }
         }
-        Err(self.unknown(model.to_string(), Vec::new()))
+        match custom.get(model) {
+            Some(l) => Ok((model.to_string(), *l)),
+            None => Err(self.unknown(model.to_string(), Vec::new())),
+        }
     }
 
     fn unknown(&self, name: String, mut known: Vec<String>) -> Error {
@@ -425,11 +446,15 @@ impl LiveLimiter {
     /// Starts a session of `model`: waits out a cooldown, then its turn for
     /// a concurrent-session slot (FIFO across processes), then its turn
     /// under the session-start limits (FIFO), for at most `max_wait` in all.
+    /// The slot's lease is renewed from the moment it is granted, so a long
+    /// wait for the start does not lose it.
     ///
     /// The returned [`LiveSession`] holds the slot, renewing its lease in
     /// the background; ending or dropping it frees the slot. If this future
-    /// is dropped while waiting, its place in the queue and any slot or
-    /// session start it holds are given back.
+    /// is dropped while waiting, its place in the queue, its slot and its
+    /// session start are given back; a grant still on its way from the
+    /// store when the future is dropped is not known to it, and that slot
+    /// frees when its lease expires (the lease time to live).
     ///
     /// # Errors
     /// [`Error::Unavailable`] with the reason when the session could not
@@ -506,7 +531,10 @@ impl LiveLimiter {
             match store.acquire_lease(&m.key, &request).await? {
                 LeaseDecision::Granted(l) => {
                     ticket.disarm();
-                    return Ok(LeaseGuard::new(store.clone(), m.key.clone(), Some(l.id)));
+                    // Renewed from now on: the session start may still wait.
+                    let mut lease = LeaseGuard::new(store.clone(), m.key.clone(), Some(l.id));
+                    lease.renew_every(clock.clone(), self.inner.lease_ttl)?;
+                    return Ok(lease);
                 }
                 LeaseDecision::Full {
                     ticket: t,

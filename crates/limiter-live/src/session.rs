@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{Cost, Decision, LeaseId, RecordId, Store, Timestamp};
+use limiter_core::{Clock, Cost, Decision, LeaseId, RecordId, Store, Timestamp};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -14,16 +14,26 @@ use crate::{Error, Result};
 
 /// A lease or a ticket for one, given back when dropped (on a spawned task,
 /// when a tokio runtime is at hand; otherwise it expires by its time to
-/// live).
+/// live). A held lease may be renewed in the background from the moment it
+/// is granted ([`renew_every`](Self::renew_every)) until the guard is
+/// released or dropped.
 pub(crate) struct LeaseGuard {
     store: Arc<dyn Store>,
     key: String,
     id: Option<LeaseId>,
+    renewer: Option<JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
 }
 
 impl LeaseGuard {
     pub(crate) fn new(store: Arc<dyn Store>, key: String, id: Option<LeaseId>) -> Self {
-        LeaseGuard { store, key, id }
+        LeaseGuard {
+            store,
+            key,
+            id,
+            renewer: None,
+            lost: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     pub(crate) fn id(&self) -> Option<LeaseId> {
@@ -39,9 +49,53 @@ impl LeaseGuard {
         self.id.take()
     }
 
-    /// Gives the lease back now; a failure is logged (the lease then
-    /// expires by its time to live).
+    /// Renews the held lease every third of `ttl` on a task of the runtime
+    /// at hand, setting the lost flag when a renewal finds it gone.
+    ///
+    /// # Errors
+    /// [`limiter_core::Error::InvalidConfig`] when there is no Tokio runtime
+    /// to run the renewals on.
+    pub(crate) fn renew_every(&mut self, clock: Arc<dyn Clock>, ttl: Duration) -> Result<()> {
+        let Some(id) = self.id else { return Ok(()) };
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            limiter_core::Error::InvalidConfig {
+                field: "runtime".into(),
+                reason: "a live session renews its lease on a Tokio runtime, and none is running"
+                    .into(),
+            }
+        })?;
+        let (store, key, lost) = (self.store.clone(), self.key.clone(), self.lost.clone());
+        self.renewer = Some(rt.spawn(async move {
+            loop {
+                clock.sleep(ttl / 3).await;
+                match store.renew_lease(&key, id, ttl).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        tracing::warn!(key, lease = %id,
+                            "a live session's lease expired before its renewal; its slot may be taken");
+                        lost.store(true, Ordering::Release);
+                        return;
+                    }
+                    // Tried again at the next tick; the lease lives until its ttl.
+                    Err(e) => tracing::warn!(key, lease = %id, error = %e,
+                        "could not renew a live session's lease"),
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Set once a renewal found the lease gone.
+    pub(crate) fn lost(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+
+    /// Stops renewing and gives the lease back now; a failure is logged
+    /// (the lease then expires by its time to live).
     pub(crate) async fn release(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
         if let Some(id) = self.id.take() {
             release(&*self.store, &self.key, id).await;
         }
@@ -57,6 +111,9 @@ async fn release(store: &dyn Store, key: &str, id: LeaseId) {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
         let Some(id) = self.id.take() else { return };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
@@ -93,7 +150,7 @@ struct Shared {
     model: Arc<Model>,
     lease: Mutex<Option<LeaseGuard>>,
     lease_id: Option<LeaseId>,
-    lost: AtomicBool,
+    lost: Arc<AtomicBool>,
     tokens: Mutex<Tokens>,
     started: Timestamp,
 }
@@ -112,7 +169,6 @@ struct Shared {
 /// the tokens later recorded are taken from that reservation first.
 pub struct LiveSession {
     shared: Arc<Shared>,
-    renewer: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for LiveSession {
@@ -131,21 +187,24 @@ impl LiveSession {
     pub(crate) fn start(
         limiter: LiveLimiter,
         model: Arc<Model>,
-        mut lease: Option<LeaseGuard>,
-    ) -> LiveSession {
+        lease: Option<LeaseGuard>,
+    ) -> Self {
         let lease_id = lease.as_ref().and_then(LeaseGuard::id);
+        let lost = lease
+            .as_ref()
+            .map_or_else(|| Arc::new(AtomicBool::new(false)), LeaseGuard::lost);
         let started = limiter.inner.clock.now();
-        let shared = Arc::new(Shared {
-            lease: Mutex::new(lease.take()),
-            lease_id,
-            lost: AtomicBool::new(false),
-            tokens: Mutex::new(Tokens::default()),
-            started,
-            limiter,
-            model,
-        });
-        let renewer = lease_id.map(|id| tokio::spawn(renew(Arc::downgrade(&shared), id)));
-        LiveSession { shared, renewer }
+        LiveSession {
+            shared: Arc::new(Shared {
+                lease: Mutex::new(lease),
+                lease_id,
+                lost,
+                tokens: Mutex::new(Tokens::default()),
+                started,
+                limiter,
+                model,
+            }),
+        }
     }
 
     /// The model's canonical name.
@@ -203,39 +262,44 @@ impl LiveSession {
     pub async fn record_usage(&self, usage: Cost) -> Result<()> {
         let m = &self.shared.model;
         m.limits.tokens.plan()?.usage_amounts(&usage)?;
-        let rest = {
+        // Taken from the latest reservation, then counted in the store; a
+        // store failure undoes both, so the call changes nothing then.
+        let (taken, record) = {
             let mut t = self.shared.tokens.lock();
             t.used = add(t.used, usage);
-            let mut rest = usage;
-            if let Some(c) = t.credit.as_mut() {
-                let free_in = c.reserved.input_tokens - c.used.input_tokens;
-                let free_out = c.reserved.output_tokens - c.used.output_tokens;
-                let take_in = free_in.min(rest.input_tokens);
-                let take_out = free_out.min(rest.output_tokens);
-                c.used.input_tokens += take_in;
-                c.used.output_tokens += take_out;
-                rest.input_tokens -= take_in;
-                rest.output_tokens -= take_out;
+            match t.credit.as_mut() {
+                Some(c) => {
+                    let taken = Cost {
+                        input_tokens: (c.reserved.input_tokens - c.used.input_tokens)
+                            .min(usage.input_tokens),
+                        output_tokens: (c.reserved.output_tokens - c.used.output_tokens)
+                            .min(usage.output_tokens),
+                        images: 0,
+                    };
+                    c.used = add(c.used, taken);
+                    (taken, Some(c.record))
+                }
+                None => (Cost::default(), None),
             }
-            rest
+        };
+        let rest = Cost {
+            input_tokens: usage.input_tokens - taken.input_tokens,
+            output_tokens: usage.output_tokens - taken.output_tokens,
+            images: 0,
         };
         let Some(l) = &m.tokens else { return Ok(()) };
         if rest.total_tokens() == 0 {
             return Ok(());
         }
-        // A reservation of nothing, at once, then settled with the usage.
-        let (store, limits) = (l.store(), l.limits());
-        match store
-            .reserve(l.key(), &limits, &Cost::default(), None)
-            .await?
-        {
-            Decision::Reserved(r) => Ok(store.adjust(l.key(), &limits, r.record, &rest).await?),
-            other => Err(limiter_core::Error::store(
-                format!("the store refused a reservation of nothing: {other:?}"),
-                false,
-            )
-            .into()),
+        let counted = count_now(l, &rest).await;
+        if counted.is_err() {
+            let mut t = self.shared.tokens.lock();
+            t.used = sub(t.used, usage);
+            if let Some(c) = t.credit.as_mut().filter(|c| Some(c.record) == record) {
+                c.used = sub(c.used, taken);
+            }
         }
+        counted
     }
 
     /// Back-pressure: waits (FIFO among every session and process sharing
@@ -329,25 +393,21 @@ impl LiveSession {
     /// # Errors
     /// Store errors (as [`Error::Limiter`]) from settling the reservations;
     /// the slot is freed in any case (or expires by its time to live).
-    pub async fn end(mut self) -> Result<()> {
-        if let Some(r) = self.renewer.take() {
-            r.abort();
-        }
+    pub async fn end(self) -> Result<()> {
         finish(&self.shared).await
     }
 }
 
 impl Drop for LiveSession {
     fn drop(&mut self) {
-        let Some(r) = self.renewer.take() else {
-            // Ended, or no lease: settle what is left, if anything.
-            if self.shared.tokens.lock().credit.is_some() {
-                spawn_finish(self.shared.clone());
-            }
-            return;
-        };
-        r.abort();
-        spawn_finish(self.shared.clone());
+        // Ended: nothing left. Otherwise the lease guard's own drop stops
+        // the renewals and releases the lease, and the unused tokens of the
+        // last reservation are given back on a task.
+        let lease = self.shared.lease.lock().take();
+        drop(lease);
+        if self.shared.tokens.lock().credit.is_some() {
+            spawn_finish(self.shared.clone());
+        }
     }
 }
 
@@ -393,33 +453,28 @@ async fn settle(l: &limiter_core::Limiter, c: &Credit) {
     }
 }
 
-/// Renews the lease every third of its time to live until the session is
-/// gone or the lease is lost.
-async fn renew(shared: Weak<Shared>, id: LeaseId) {
-    let (store, clock, ttl, key) = match shared.upgrade() {
-        Some(s) => (
-            s.limiter.store().clone(),
-            s.limiter.inner.clock.clone(),
-            s.limiter.inner.lease_ttl,
-            s.model.key.clone(),
-        ),
-        None => return,
-    };
-    loop {
-        clock.sleep(ttl / 3).await;
-        let Some(s) = shared.upgrade() else { return };
-        match store.renew_lease(&key, id, ttl).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                tracing::warn!(key, lease = %id,
-                    "a live session's lease expired before its renewal; its slot may be taken");
-                s.lost.store(true, Ordering::Release);
-                return;
-            }
-            // Tried again at the next tick; the lease lives until its ttl.
-            Err(e) => tracing::warn!(key, lease = %id, error = %e,
-                "could not renew a live session's lease"),
-        }
+/// Counts `usage` at once (after any reservation already waiting): a
+/// reservation of nothing, settled with the usage.
+async fn count_now(l: &limiter_core::Limiter, usage: &Cost) -> Result<()> {
+    let (store, limits) = (l.store(), l.limits());
+    match store
+        .reserve(l.key(), &limits, &Cost::default(), None)
+        .await?
+    {
+        Decision::Reserved(r) => Ok(store.adjust(l.key(), &limits, r.record, usage).await?),
+        other => Err(limiter_core::Error::store(
+            format!("the store refused a reservation of nothing: {other:?}"),
+            false,
+        )
+        .into()),
+    }
+}
+
+fn sub(a: Cost, b: Cost) -> Cost {
+    Cost {
+        input_tokens: a.input_tokens.saturating_sub(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_sub(b.output_tokens),
+        images: a.images.saturating_sub(b.images),
     }
 }
 

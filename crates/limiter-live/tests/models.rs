@@ -87,6 +87,30 @@ async fn custom_limits_win_over_the_tables_and_unknown_models_are_listed() {
         .end()
         .await
         .unwrap();
+    // Set under an alias: it wins for the canonical name too, under one key.
+    let by_alias = LiveLimiter::builder(MemoryStore::new())
+        .registry(Registry::builtin(), Provider::Gemini, Tier::Free)
+        .model(
+            "gemini-2.0-flash-live",
+            LiveLimits::new().concurrent_sessions(1),
+        )
+        .max_wait(Duration::ZERO)
+        .build()
+        .unwrap();
+    for name in ["gemini-2.0-flash-live-001", "gemini-2.0-flash-live"] {
+        let (canonical, limits) = by_alias.limits(name).unwrap();
+        assert_eq!(canonical, "gemini-2.0-flash-live-001");
+        assert_eq!(limits, LiveLimits::new().concurrent_sessions(1), "{name}");
+    }
+    let s = by_alias
+        .acquire_session("gemini-2.0-flash-live-001")
+        .await
+        .unwrap();
+    assert!(by_alias
+        .acquire_session("gemini-2.0-flash-live")
+        .await
+        .is_err());
+    s.end().await.unwrap();
     match live.acquire_session("gemini-9-live").await {
         Err(Error::Limiter(limiter_core::Error::UnknownModel { known, .. })) => {
             assert!(known.contains(&"gemini-2.0-flash-live-001".to_string()));

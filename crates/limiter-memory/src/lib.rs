@@ -128,45 +128,41 @@ impl MemoryStore {
         });
     }
 
-    fn with_key<T>(
-        &self,
-        key: &str,
-        limits: &Limits,
-        f: impl FnOnce(&mut KeyState, Timestamp) -> T,
-    ) -> T {
-        self.with_entry(key, limits, |e, now| f(&mut e.state, now))
-    }
-
     /// Runs `f` on the leases of `key` under its lock, creating the entry
-    /// when `create` (else `f` sees an empty state that is not kept).
+    /// when `create` (else `f` sees an empty state that is not kept). The
+    /// limits kept for the key's reservations are left as they are.
     fn with_leases<T>(
         &self,
         key: &str,
         create: bool,
         f: impl FnOnce(&mut LeaseState, Timestamp) -> T,
     ) -> T {
+        self.maybe_sweep();
+        if let Some(e) = self.inner.keys.get(key) {
+            let mut e = e.lock();
+            let now = self.inner.clock.now();
+            return f(&mut e.leases, now);
+        }
         if !create {
-            if let Some(e) = self.inner.keys.get(key) {
-                let mut e = e.lock();
-                let now = self.inner.clock.now();
-                return f(&mut e.leases, now);
-            }
             return f(&mut LeaseState::new(), self.inner.clock.now());
         }
-        let limits = self
-            .inner
-            .keys
-            .get(key)
-            .map(|e| e.lock().limits)
-            .unwrap_or_default();
-        self.with_entry(key, &limits, |e, now| f(&mut e.leases, now))
+        let e = self.inner.keys.entry(key.into()).or_insert_with(|| {
+            Mutex::new(Entry {
+                state: KeyState::new(),
+                limits: Limits::default(),
+                leases: LeaseState::new(),
+            })
+        });
+        let mut e = e.lock();
+        let now = self.inner.clock.now();
+        f(&mut e.leases, now)
     }
 
-    fn with_entry<T>(
+    fn with_key<T>(
         &self,
         key: &str,
         limits: &Limits,
-        f: impl FnOnce(&mut Entry, Timestamp) -> T,
+        f: impl FnOnce(&mut KeyState, Timestamp) -> T,
     ) -> T {
         self.maybe_sweep();
         // The clock is read under the key's lock, so that callers reach the
@@ -175,7 +171,7 @@ impl MemoryStore {
             let mut e = e.lock();
             e.limits = *limits;
             let now = self.inner.clock.now();
-            return f(&mut e, now);
+            return f(&mut e.state, now);
         }
         let e = self.inner.keys.entry(key.into()).or_insert_with(|| {
             Mutex::new(Entry {
@@ -187,7 +183,7 @@ impl MemoryStore {
         let mut e = e.lock();
         e.limits = *limits;
         let now = self.inner.clock.now();
-        f(&mut e, now)
+        f(&mut e.state, now)
     }
 
     fn maybe_sweep(&self) {

@@ -92,6 +92,7 @@ macro_rules! live_suite {
             concurrent_cap_holds_under_many_tasks,
             waiters_get_slots_in_fifo_order,
             session_start_rate_and_daily_limits_hold,
+            a_slot_waiting_for_its_start_is_kept,
             daily_sessions_reset_at_pacific_midnight,
             token_usage_is_summed_across_sessions,
             back_pressure_waits_for_the_token_rate,
@@ -264,6 +265,45 @@ pub async fn session_start_rate_and_daily_limits_hold(h: H) {
         unavailable(live.try_acquire_session("m").await),
         Unavailable::DailySessions { used: 3, limit: 3 }
     );
+}
+
+/// A session that holds its slot while it waits for its start (the start
+/// rate is reached) keeps the slot by renewing it: the wait may be longer
+/// than the lease time to live.
+pub async fn a_slot_waiting_for_its_start_is_kept(h: H) {
+    let limits = LiveLimits::new()
+        .concurrent_sessions(1)
+        .sessions_per_minute(1)
+        .window(Duration::from_secs(60));
+    let live = h.live("m", limits);
+    live.acquire_session("m")
+        .await
+        .unwrap()
+        .end()
+        .await
+        .unwrap();
+    let waiter = {
+        let live = live.clone();
+        tokio::spawn(async move { live.acquire_session("m").await })
+    };
+    h.breathe().await;
+    // Ten lease lifetimes into its minute-long wait, it still holds the slot.
+    h.drive_until(Duration::from_millis(100), "30 s of the wait", {
+        let (clock, t0) = (h.clock.clone(), h.clock.now());
+        move || clock.now().duration_since(t0) >= Duration::from_secs(30)
+    })
+    .await;
+    assert!(!waiter.is_finished());
+    let st = live.status("m").await.unwrap();
+    assert_eq!(st.open_sessions(), 1, "the waiting start's slot expired");
+    h.drive_until(Duration::from_millis(200), "the start", || {
+        waiter.is_finished()
+    })
+    .await;
+    let s = waiter.await.unwrap().unwrap();
+    assert!(!s.is_lease_lost());
+    assert_eq!(live.status("m").await.unwrap().open_sessions(), 1);
+    s.end().await.unwrap();
 }
 
 /// A calendar day at Pacific midnight (Gemini's): the daily sessions come
