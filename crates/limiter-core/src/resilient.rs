@@ -797,6 +797,35 @@ impl ResilientStore {
         }
     }
 
+    /// Sets a cooldown in the primary, copied to the local store so that it
+    /// knows it during an outage; during one, in the local store alone
+    /// (or nowhere, failing closed).
+    async fn write_cooldown(&self, key: &str, end: CooldownEnd) -> Result<()> {
+        let primary = &self.inner.primary;
+        let outcome = self.primary(end.op(), || end.write(&**primary, key)).await;
+        let fallback = self.inner.fallback.as_ref();
+        match outcome {
+            Outcome::Done(Ok(())) => {
+                if let Some(f) = fallback {
+                    if let Err(e) = end.write(&**f, key).await {
+                        tracing::debug!(key, error = %e, "could not copy a cooldown to the local store");
+                    }
+                }
+                Ok(())
+            }
+            Outcome::Done(Err(e)) => Err(e),
+            Outcome::Down(e) => match (self.inner.degradation, fallback) {
+                (Degradation::FailClosed, _) => Err(e),
+                (_, Some(f)) => end.write(&**f, key).await,
+                (_, None) => {
+                    tracing::debug!(key, ?end, error = %e,
+                        "primary store lost: the cooldown is not kept");
+                    Ok(())
+                }
+            },
+        }
+    }
+
     /// The cap the fallback enforces: this process's share, at least 1.
     fn scaled_cap(&self, cap: u64) -> u64 {
         match self.share() {
@@ -867,6 +896,29 @@ impl ResilientStore {
                     },
                 })
             }
+        }
+    }
+}
+
+/// The end of a cooldown: an instant, or a length from the store's now.
+#[derive(Clone, Copy, Debug)]
+enum CooldownEnd {
+    Until(Timestamp),
+    For(Duration),
+}
+
+impl CooldownEnd {
+    fn op(self) -> &'static str {
+        match self {
+            CooldownEnd::Until(_) => "set_cooldown",
+            CooldownEnd::For(_) => "cool_down",
+        }
+    }
+
+    async fn write(self, store: &dyn Store, key: &str) -> Result<()> {
+        match self {
+            CooldownEnd::Until(until) => store.set_cooldown(key, until).await,
+            CooldownEnd::For(duration) => store.cool_down(key, duration).await,
         }
     }
 }
@@ -979,61 +1031,11 @@ impl Store for ResilientStore {
     }
 
     async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        let primary = &self.inner.primary;
-        let outcome = self
-            .primary("set_cooldown", || primary.set_cooldown(key, until))
-            .await;
-        let fallback = self.inner.fallback.as_ref();
-        match outcome {
-            Outcome::Done(Ok(())) => {
-                // Copied so that the local store knows it during an outage.
-                if let Some(f) = fallback {
-                    if let Err(e) = f.set_cooldown(key, until).await {
-                        tracing::debug!(key, error = %e, "could not copy a cooldown to the local store");
-                    }
-                }
-                Ok(())
-            }
-            Outcome::Done(Err(e)) => Err(e),
-            Outcome::Down(e) => match (self.inner.degradation, fallback) {
-                (Degradation::FailClosed, _) => Err(e),
-                (_, Some(f)) => f.set_cooldown(key, until).await,
-                (_, None) => {
-                    tracing::debug!(key, %until, error = %e,
-                        "primary store lost: the cooldown is not kept");
-                    Ok(())
-                }
-            },
-        }
+        self.write_cooldown(key, CooldownEnd::Until(until)).await
     }
 
     async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        let primary = &self.inner.primary;
-        let outcome = self
-            .primary("cool_down", || primary.cool_down(key, duration))
-            .await;
-        let fallback = self.inner.fallback.as_ref();
-        match outcome {
-            Outcome::Done(Ok(())) => {
-                // Copied so that the local store knows it during an outage.
-                if let Some(f) = fallback {
-                    if let Err(e) = f.cool_down(key, duration).await {
-                        tracing::debug!(key, error = %e, "could not copy a cooldown to the local store");
-                    }
-                }
-                Ok(())
-            }
-            Outcome::Done(Err(e)) => Err(e),
-            Outcome::Down(e) => match (self.inner.degradation, fallback) {
-                (Degradation::FailClosed, _) => Err(e),
-                (_, Some(f)) => f.cool_down(key, duration).await,
-                (_, None) => {
-                    tracing::debug!(key, ?duration, error = %e,
-                        "primary store lost: the cooldown is not kept");
-                    Ok(())
-                }
-            },
-        }
+        self.write_cooldown(key, CooldownEnd::For(duration)).await
     }
 
     async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {

@@ -152,19 +152,26 @@ fn kind(e: &Error) -> String {
     }
 }
 
-#[test]
-fn redis_scripts_decide_exactly_as_the_core_state_machine() {
+/// A server, a runtime, a store on `clock` and a runner of `PROPTEST_CASES`
+/// cases (`default_cases` without it).
+struct Rig {
+    server: RedisServer,
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    runner: TestRunner,
+}
+
+fn rig(clock: impl limiter_core::Clock, default_cases: u32) -> Rig {
     let server = RedisServer::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let clock = ManualClock::new();
     let store: Arc<dyn Store> = Arc::new(
         rt.block_on(
             RedisStore::builder()
                 .url(server.url())
-                .clock(clock.clone())
+                .clock(clock)
                 .connect(),
         )
         .unwrap(),
@@ -172,12 +179,29 @@ fn redis_scripts_decide_exactly_as_the_core_state_machine() {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let mut runner = TestRunner::new(Config {
+        .unwrap_or(default_cases);
+    let runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
+    Rig {
+        server,
+        rt,
+        store,
+        runner,
+    }
+}
+
+#[test]
+fn redis_scripts_decide_exactly_as_the_core_state_machine() {
+    let clock = ManualClock::new();
+    let Rig {
+        server: _server,
+        rt,
+        store,
+        mut runner,
+    } = rig(clock.clone(), 64);
     let n = std::sync::atomic::AtomicU64::new(0);
     runner
         .run(
@@ -362,30 +386,13 @@ fn lease_op() -> impl Strategy<Value = LeaseOp> {
 
 #[test]
 fn redis_lease_script_decides_exactly_as_the_core_lease_state() {
-    let server = RedisServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let clock = StepClock::default();
-    let store: Arc<dyn Store> = Arc::new(
-        rt.block_on(
-            RedisStore::builder()
-                .url(server.url())
-                .clock(clock.clone())
-                .connect(),
-        )
-        .unwrap(),
-    );
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(96);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let Rig {
+        server: _server,
+        rt,
+        store,
+        mut runner,
+    } = rig(clock.clone(), 96);
     let n = AtomicU64::new(0);
     // Near the epoch (ids from the counter) or in 2026 (ids from the clock).
     let start = prop_oneof![0u64..3, 1_767_225_600_000_000u64..1_767_225_601_000_000];

@@ -48,6 +48,27 @@ impl H {
         }
     }
 
+    /// Advances the clock by `step` at a time until `total` has passed.
+    pub async fn drive_for(&self, step: Duration, total: Duration) {
+        let (clock, t0) = (self.clock.clone(), self.clock.now());
+        self.drive_until(step, &format!("{total:?} passed"), move || {
+            clock.now().duration_since(t0) >= total
+        })
+        .await;
+    }
+
+    /// Asks `cond` (without moving the clock), letting tasks and a remote
+    /// store answer in between, until it holds; panics after 2,000 tries.
+    pub async fn wait_until(&self, what: &str, mut cond: impl AsyncFnMut() -> bool) {
+        for _ in 0..2000 {
+            if cond().await {
+                return;
+            }
+            self.breathe().await;
+        }
+        panic!("never happened: {what}");
+    }
+
     /// Lets tasks and a remote store answer, without moving the clock.
     pub async fn breathe(&self) {
         for _ in 0..20 {
@@ -120,6 +141,16 @@ fn unavailable(r: limiter_live::Result<limiter_live::LiveSession>) -> Unavailabl
     }
 }
 
+/// Starts a session that must start now, and ends it.
+async fn start_and_end(live: &LiveLimiter, model: &str) {
+    live.try_acquire_session(model)
+        .await
+        .unwrap()
+        .end()
+        .await
+        .unwrap();
+}
+
 /// Many tasks share a cap of 3: never more than 3 open at once, and every
 /// task gets its session in the end.
 pub async fn concurrent_cap_holds_under_many_tasks(h: H) {
@@ -171,17 +202,10 @@ pub async fn waiters_get_slots_in_fifo_order(h: H) {
             tx.send(s).unwrap();
         });
         // The next waiter starts only once this one is queued.
-        let store = h.store.clone();
-        let mut queued = false;
-        for _ in 0..2000 {
-            h.breathe().await;
-            let s = store.lease_status("live:m").await.unwrap();
-            if s.waiting == i + 1 {
-                queued = true;
-                break;
-            }
-        }
-        assert!(queued, "waiter {i} never queued");
+        h.wait_until(&format!("waiter {i} queued"), async || {
+            h.store.lease_status("live:m").await.unwrap().waiting == i + 1
+        })
+        .await;
     }
     first.end().await.unwrap();
     for expected in 0..4u64 {
@@ -211,12 +235,7 @@ pub async fn session_start_rate_and_daily_limits_hold(h: H) {
         .window(Duration::from_secs(60));
     let live = h.live("m", limits);
     for _ in 0..2 {
-        live.try_acquire_session("m")
-            .await
-            .unwrap()
-            .end()
-            .await
-            .unwrap();
+        start_and_end(&live, "m").await;
     }
     let a = live.check_availability("m").await.unwrap();
     assert!(
@@ -288,11 +307,8 @@ pub async fn a_slot_waiting_for_its_start_is_kept(h: H) {
     };
     h.breathe().await;
     // Ten lease lifetimes into its minute-long wait, it still holds the slot.
-    h.drive_until(Duration::from_millis(100), "30 s of the wait", {
-        let (clock, t0) = (h.clock.clone(), h.clock.now());
-        move || clock.now().duration_since(t0) >= Duration::from_secs(30)
-    })
-    .await;
+    h.drive_for(Duration::from_millis(100), Duration::from_secs(30))
+        .await;
     assert!(!waiter.is_finished());
     let st = live.status("m").await.unwrap();
     assert_eq!(st.open_sessions(), 1, "the waiting start's slot expired");
@@ -319,12 +335,7 @@ pub async fn daily_sessions_reset_at_pacific_midnight(h: H) {
             .day(DayWindow::PACIFIC_MIDNIGHT),
     );
     for _ in 0..2 {
-        live.try_acquire_session("m")
-            .await
-            .unwrap()
-            .end()
-            .await
-            .unwrap();
+        start_and_end(&live, "m").await;
     }
     assert!(matches!(
         unavailable(live.try_acquire_session("m").await),
@@ -332,12 +343,7 @@ pub async fn daily_sessions_reset_at_pacific_midnight(h: H) {
     ));
     // One minute plus the guard band later it is a new day there.
     h.clock.advance(Duration::from_secs(61));
-    live.try_acquire_session("m")
-        .await
-        .unwrap()
-        .end()
-        .await
-        .unwrap();
+    start_and_end(&live, "m").await;
 }
 
 /// Tokens recorded by several sessions are summed in one count, which
@@ -563,29 +569,18 @@ pub async fn a_dead_holders_slot_returns_after_the_lease(h: H) {
     );
     // 2.9 s later the dead lease still holds; at 3 s (its ttl) it is gone,
     // while the live session renewed its own.
-    h.drive_until(Duration::from_millis(100), "2.9 s passed", {
-        let (clock, t0) = (h.clock.clone(), h.clock.now());
-        move || clock.now().duration_since(t0) >= Duration::from_millis(2900)
-    })
-    .await;
+    h.drive_for(Duration::from_millis(100), Duration::from_millis(2900))
+        .await;
     assert_eq!(live.status("m").await.unwrap().open_sessions(), 2);
     h.clock.advance(Duration::from_millis(100));
     h.breathe().await;
     assert_eq!(live.status("m").await.unwrap().open_sessions(), 1);
     // Much later, the live one still holds its slot.
-    h.drive_until(Duration::from_millis(200), "ten lease lifetimes", {
-        let (clock, t0) = (h.clock.clone(), h.clock.now());
-        move || clock.now().duration_since(t0) >= Duration::from_secs(30)
-    })
-    .await;
+    h.drive_for(Duration::from_millis(200), Duration::from_secs(30))
+        .await;
     assert!(!alive.is_lease_lost());
     assert_eq!(live.status("m").await.unwrap().open_sessions(), 1);
-    live.try_acquire_session("m")
-        .await
-        .unwrap()
-        .end()
-        .await
-        .unwrap();
+    start_and_end(&live, "m").await;
     alive.end().await.unwrap();
 }
 
@@ -598,41 +593,21 @@ pub async fn dropped_sessions_and_waiters_give_back(h: H) {
         let live = live.clone();
         tokio::spawn(async move { live.acquire_session("m").await })
     };
-    let store = h.store.clone();
-    for _ in 0..2000 {
-        if store.lease_status("live:m").await.unwrap().waiting == 1 {
-            break;
-        }
-        h.breathe().await;
-    }
-    assert_eq!(store.lease_status("live:m").await.unwrap().waiting, 1);
+    let waiting = async || h.store.lease_status("live:m").await.unwrap().waiting;
+    h.wait_until("the waiter queued", async || waiting().await == 1)
+        .await;
     waiter.abort();
     let _ = waiter.await;
-    let mut left = false;
-    for _ in 0..2000 {
-        h.breathe().await;
-        if store.lease_status("live:m").await.unwrap().waiting == 0 {
-            left = true;
-            break;
-        }
-    }
-    assert!(left, "the dropped waiter is still queued");
+    h.wait_until("the dropped waiter left the queue", async || {
+        waiting().await == 0
+    })
+    .await;
     drop(s);
-    let mut freed = false;
-    for _ in 0..2000 {
-        h.breathe().await;
-        if live.check_availability("m").await.unwrap().is_allowed() {
-            freed = true;
-            break;
-        }
-    }
-    assert!(freed, "the dropped session's slot was not freed");
-    live.try_acquire_session("m")
-        .await
-        .unwrap()
-        .end()
-        .await
-        .unwrap();
+    h.wait_until("the dropped session's slot freed", async || {
+        live.check_availability("m").await.unwrap().is_allowed()
+    })
+    .await;
+    start_and_end(&live, "m").await;
 }
 
 /// Bad input: invalid limits fail the build, an unknown model is a typed

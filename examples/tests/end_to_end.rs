@@ -1,5 +1,6 @@
-//! Runs the `fallback` and `image` examples end to end: they exit 0 and
-//! their output shows fallbacks and cooldowns really happened.
+//! Runs the `fallback`, `image` and `live` examples end to end: they exit
+//! 0 and their output shows that fallbacks, cooldowns, waits for a
+//! concurrent-session slot and back-pressure really happened.
 
 use std::process::Command;
 
@@ -74,6 +75,55 @@ fn image_requests_fall_back_between_image_models() {
     // ...and the provider's 429 cooled one down.
     assert!(
         stdout.contains("gpt-image-1 answered 429: cooldown set"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn simulated_live_sessions_never_meet_a_refusal() {
+    // It exits 1 when the simulated provider refused anything.
+    let stdout = run(env!("CARGO_BIN_EXE_live"));
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary after"))
+        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    assert!(summary.contains("12 sessions, 48 turns"), "{summary}");
+    assert!(
+        summary.contains("peak open 3 of 3"),
+        "the cap was never reached: {summary}"
+    );
+    assert!(
+        summary.contains("refused connections 0, 429s 0"),
+        "{summary}"
+    );
+    assert!(summary.contains("open now 0"), "{summary}");
+    // Sessions waited for a slot, and turns for the token rate.
+    let waits: Vec<(f64, f64)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once("waited ")?.1;
+            let start: f64 = rest.split(' ').next()?.parse().ok()?;
+            let bp: f64 = rest
+                .split_once("start, ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((start, bp))
+        })
+        .collect();
+    assert_eq!(waits.len(), 12, "{stdout}");
+    assert!(
+        waits.iter().any(|w| w.0 > 0.1),
+        "no session waited for a slot:\n{stdout}"
+    );
+    assert!(
+        waits.iter().any(|w| w.1 > 0.1),
+        "no back-pressure:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("cools down 0.5 s for every client"),
         "{stdout}"
     );
 }
