@@ -14,14 +14,12 @@
 //!   [`RetryPolicy`] (backoff with jitter) and a [`Degradation`] policy (fail
 //!   open, fail closed, or a local fallback store holding this process's
 //!   share of the quota);
-//! - model-priority fallback: [`Router`] runs a call on the first model of
-//!   a priority list that is not cooling down and can admit it in time, and
-//!   on a provider's pushback ([`Pushback`], classified through
-//!   [`RateLimitError`]) cools the model down in the store, for every
-//!   process, for the provider's delay ([`RetryHint`]), then tries the next;
-//!   [`OpenAiUsage`], [`GeminiUsage`] and [`AnthropicUsage`] settle permits;
-//! - the conformance suite every store must pass (module `testing`, feature
-//!   `testing`).
+//! - [`calendar`]: the day arithmetic of daily limits in a [`TimeZone`].
+//!
+//! It knows no provider: the reading of providers' answers (pushback,
+//! retry delays, usage objects) and the model-priority `Router` are in
+//! `limiter-models`; the behaviour suite every store must pass is in
+//! `limiter-conformance`.
 //!
 //! Most users depend on the facade crate `llm-limiter` instead.
 //!
@@ -50,29 +48,18 @@
 //!   limit could ever admit, are typed [`Error`]s returned before any state
 //!   changes.
 //!
-//! # Feature flags
-//!
-//! - `testing`: the store conformance suite, for store crates' tests.
-//! - `json`: classification of providers' JSON error bodies
-//!   (`Pushback::from_json_body`, `Pushback::from_response`), on
-//!   `serde_json`. Off by default, so the default build does not depend on
-//!   `serde_json`; without it, [`HttpError`] and [`Pushback::from_http`]
-//!   classify by status and headers only.
-//!
 //! # Minimum supported Rust version
 //!
 //! The `rust-version` in `Cargo.toml`; raising it is a minor-version change.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod calendar;
+pub mod calendar;
 mod error;
 pub mod lease;
 mod limiter;
 mod limits;
 mod resilient;
-mod retry_after;
-mod router;
 pub mod state;
 mod store;
 mod time;
@@ -81,25 +68,17 @@ mod time;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-pub use calendar::{day_index, day_start, TimeZone};
-pub use error::{BoxError, Error, ModelRefusal, RefusalReason, Result};
+pub use calendar::TimeZone;
+pub use error::{BoxError, Error, Result};
 pub use lease::{
     Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus, MAX_LEASE_CAP,
     MAX_LEASE_TTL, MIN_LEASE_TTL,
 };
-pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, NotUntil, Permit};
+pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, Permit};
 pub use limits::{Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, MAX_AMOUNT};
 pub use resilient::{
     Degradation, RecordOrigin, ResilientStore, ResilientStoreBuilder, RetryPolicy,
 };
-pub use retry_after::{
-    parse_go_duration, parse_http_date, parse_protobuf_duration, parse_retry_after,
-    parse_retry_after_ms, parse_rfc3339, RetryHint,
-};
-pub use router::{
-    until_pacific_midnight, AnthropicUsage, GeminiUsage, HttpError, OpenAiUsage, Pushback,
-    RateLimitError, Routed, Router, RouterBuilder, RouterError,
-};
 pub use state::KeyState;
-pub use store::{Decision, RecordId, Reservation, Status, Store, Usage};
+pub use store::{Decision, NotUntil, RecordId, Reservation, Status, Store, Usage};
 pub use time::{Clock, ManualClock, Sleep, SystemClock, Timestamp};

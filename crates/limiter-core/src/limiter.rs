@@ -8,32 +8,8 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::limits::{Cost, Limits};
-use crate::store::{Decision, RecordId, Status, Store};
+use crate::store::{Decision, NotUntil, RecordId, Status, Store};
 use crate::time::{Clock, Timestamp};
-
-/// A request that would have to wait: try again at `earliest`.
-///
-/// Returned by [`Limiter::try_acquire`]; an outcome, not an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NotUntil {
-    /// The earliest slot the request could have had.
-    pub earliest: Timestamp,
-    /// The store's time when it decided.
-    pub now: Timestamp,
-}
-
-impl NotUntil {
-    /// How long the request would have waited.
-    pub fn wait(&self) -> Duration {
-        self.earliest.duration_since(self.now)
-    }
-}
-
-impl fmt::Display for NotUntil {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not admissible for another {:?}", self.wait())
-    }
-}
 
 struct Inner {
     key: String,
@@ -223,7 +199,7 @@ impl Limiter {
                 position: r.position,
                 cost,
             })),
-            Decision::Denied { earliest, now } => Ok(Err(NotUntil { earliest, now })),
+            Decision::Denied(denied) => Ok(Err(denied)),
         }
     }
 
@@ -236,9 +212,9 @@ impl Limiter {
             .await?;
         let r = match decision {
             Decision::Reserved(r) => r,
-            Decision::Denied { earliest, now } => {
+            Decision::Denied(denied) => {
                 return Err(Error::WouldWaitTooLong {
-                    wait: earliest.duration_since(now),
+                    denied,
                     max_wait: max_wait.unwrap_or_default(),
                 })
             }

@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use crate::limits::{
     Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, DIMS, REQ, TOK,
 };
-use crate::store::{Decision, RecordId, Reservation, Status, Usage};
+use crate::store::{Decision, NotUntil, RecordId, Reservation, Status, Usage};
 use crate::time::Timestamp;
 
 /// How many buckets a rolling window (plus its guard band) is divided into.
@@ -589,10 +589,10 @@ impl KeyState {
         let slot = self.earliest(p, &a, now_us);
         if let Some(max) = max_wait {
             if slot - now_us > u64::try_from(max.as_micros()).unwrap_or(u64::MAX) {
-                return Ok(Decision::Denied {
+                return Ok(Decision::Denied(NotUntil {
                     earliest: Timestamp::from_micros(slot),
                     now,
-                });
+                }));
             }
         }
         if self.records.slots.is_empty() {
@@ -953,7 +953,7 @@ mod tests {
                 Some(Duration::from_secs(1)),
             )
             .unwrap();
-        assert!(matches!(d, Decision::Denied { .. }));
+        assert!(matches!(d, Decision::Denied(_)));
         assert_eq!(s, before);
     }
 

@@ -59,6 +59,33 @@ impl Reservation {
     }
 }
 
+/// A request that would have to wait: try again at `earliest`.
+///
+/// The one shape of a denial: [`Decision::Denied`] from a store,
+/// `Err(NotUntil)` from [`Limiter::try_acquire`](crate::Limiter::try_acquire)
+/// (an outcome, not an error), and the `denied` of
+/// [`Error::WouldWaitTooLong`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotUntil {
+    /// The earliest slot the request could have had.
+    pub earliest: Timestamp,
+    /// The store's time when it decided.
+    pub now: Timestamp,
+}
+
+impl NotUntil {
+    /// How long the request would have waited.
+    pub fn wait(&self) -> Duration {
+        self.earliest.duration_since(self.now)
+    }
+}
+
+impl fmt::Display for NotUntil {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not admissible for another {:?}", self.wait())
+    }
+}
+
 /// The store's answer to a reservation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -67,12 +94,7 @@ pub enum Decision {
     Reserved(Reservation),
     /// Not reserved: the earliest slot is later than the caller's maximum
     /// wait allows. Nothing was changed.
-    Denied {
-        /// The slot the request would have had.
-        earliest: Timestamp,
-        /// The store's time when it decided.
-        now: Timestamp,
-    },
+    Denied(NotUntil),
 }
 
 /// How much of one limit is in use.

@@ -262,7 +262,7 @@ pub mod checks {
             .reserve(&h.key, &limits, &Cost::request(), Some(Duration::ZERO))
             .await
             .unwrap();
-        assert!(matches!(d, Decision::Denied { .. }), "{d:?}");
+        assert!(matches!(d, Decision::Denied(_)), "{d:?}");
         h.advance(ms(500)).await;
         let d = h
             .store
@@ -350,8 +350,8 @@ pub mod checks {
         l.acquire(Cost::request()).await.unwrap();
         let before = l.status().await.unwrap();
         match l.acquire_within(Cost::request(), secs(5)).await {
-            Err(Error::WouldWaitTooLong { wait, max_wait }) => {
-                assert!(wait > max_wait);
+            Err(Error::WouldWaitTooLong { denied, max_wait }) => {
+                assert!(denied.wait() > max_wait);
                 assert_eq!(max_wait, secs(5));
             }
             other => panic!("{other:?}"),
@@ -634,7 +634,7 @@ pub mod checks {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            crate::day_index(&TimeZone::US_PACIFIC, 0, 1_782_975_600_000_000),
+            crate::calendar::day_index(&TimeZone::US_PACIFIC, 0, 1_782_975_600_000_000),
             20_636
         );
     }
@@ -1378,8 +1378,10 @@ mod props {
                 let zone = TimeZone::US_PACIFIC;
                 let mut per_day: std::collections::BTreeMap<i64, [u64; 2]> = Default::default();
                 for r in log.iter().filter(|r| r.live) {
-                    let d = crate::day_index(&zone, reset, r.slot as i64);
-                    let late = crate::day_index(&zone, reset, (r.slot + guard * 1000) as i64) > d;
+                    let d = crate::calendar::day_index(&zone, reset, r.slot as i64);
+                    let late =
+                        crate::calendar::day_index(&zone, reset, (r.slot + guard * 1000) as i64)
+                            > d;
                     let a = [1, r.cost.weighted_tokens(limits.burndown).unwrap()];
                     for day in [Some(d), late.then_some(d + 1)].into_iter().flatten() {
                         let e = per_day.entry(day).or_default();

@@ -494,11 +494,13 @@ impl LiveLimiter {
             let remaining = deadline.duration_since(clock.now());
             match l.acquire_within(Cost::request(), remaining).await {
                 Ok(_) => {}
-                Err(limiter_core::Error::WouldWaitTooLong { wait, .. }) => {
+                Err(limiter_core::Error::WouldWaitTooLong { denied, .. }) => {
                     if let Some(lease) = lease {
                         lease.release().await;
                     }
-                    return Err(refuse(self.start_refusal(&m, wait, deadline).await));
+                    return Err(refuse(
+                        self.start_refusal(&m, denied.wait(), deadline).await,
+                    ));
                 }
                 Err(e) => {
                     if let Some(lease) = lease {

@@ -335,7 +335,7 @@ impl LiveSession {
         let max_wait = self.shared.limiter.max_wait();
         let permit = match l.acquire_within(estimate, max_wait).await {
             Ok(p) => p,
-            Err(limiter_core::Error::WouldWaitTooLong { wait, max_wait }) => {
+            Err(limiter_core::Error::WouldWaitTooLong { denied, max_wait }) => {
                 let status = l.status().await?;
                 let u = status
                     .usage
@@ -352,7 +352,7 @@ impl LiveSession {
                         },
                         max_wait,
                     },
-                    None => limiter_core::Error::WouldWaitTooLong { wait, max_wait }.into(),
+                    None => limiter_core::Error::WouldWaitTooLong { denied, max_wait }.into(),
                 });
             }
             Err(e) => return Err(e.into()),

@@ -347,7 +347,7 @@ async fn fail_open_keeps_cooldowns_in_the_local_store() {
         .reserve(KEY, &limits, &Cost::request(), Some(Duration::ZERO)))
     .unwrap()
     {
-        Decision::Denied { earliest, .. } => assert_eq!(earliest, until),
+        Decision::Denied(d) => assert_eq!(d.earliest, until),
         other => panic!("{other:?}"),
     }
     let res = reserved(now(r.store.reserve(KEY, &limits, &Cost::request(), None)).unwrap());
@@ -395,7 +395,7 @@ async fn fallback_admits_this_process_share() {
             .store
             .reserve(KEY, &limits, &Cost::tokens(5), Some(Duration::ZERO)))
         .unwrap(),
-        Decision::Denied { .. }
+        Decision::Denied(_)
     ));
     let s = now(r.store.status(KEY, &limits)).unwrap();
     let rpm = s.get(Dimension::Rpm).unwrap();

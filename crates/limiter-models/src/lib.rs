@@ -1,6 +1,35 @@
-//! Provider quota tables for **llm-limiter**: the limits of Gemini and
-//! OpenAI text, image, audio/TTS and live models, per usage tier, so that
-//! users need not look them up.
+//! Provider knowledge for **llm-limiter**: what the core admission engine
+//! (`limiter-core`) needs to know of each LLM provider and does not.
+//!
+//! - Quota tables: the limits of Gemini and OpenAI text, image, audio/TTS
+//!   and live models, per usage tier, so that users need not look them up
+//!   (below).
+//! - Pushback classification: [`Pushback`] says what a provider's error
+//!   means for admission (a rate limit with its delay, an exhausted quota,
+//!   an overload), read from the status and headers ([`Pushback::from_http`])
+//!   or, with the `json` feature, the JSON body; [`RateLimitError`] is the
+//!   extension point for the caller's own error type, [`HttpError`] a ready
+//!   one. [`RetryHint`] and the [`retry_after`] parsers read the delay
+//!   headers (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset-*`, ...).
+//! - Settling: [`OpenAiUsage`], [`GeminiUsage`] and [`AnthropicUsage`]
+//!   turn a response's `usage` object into a [`Cost`](limiter_core::Cost).
+//! - Model-priority fallback: [`Router`] runs a call on the first model of
+//!   a priority list that is not cooling down and can admit it in time,
+//!   and on a provider's pushback cools the model down in the store, for
+//!   every process, for the provider's delay, then tries the next.
+//!
+//! The Router lives here, not in `limiter-core` nor in a crate of its own:
+//! what it adds to the core's cooldowns is the reading of providers'
+//! answers, which is this crate's subject.
+//!
+//! # Feature flags
+//!
+//! - `json`: classification of providers' JSON error bodies
+//!   ([`Pushback::from_json_body`], [`Pushback::from_response`]), on
+//!   `serde_json`. Without it, [`HttpError`] and [`Pushback::from_http`]
+//!   classify by status and headers only.
+//!
+//! # Quota tables
 //!
 //! - [`Registry::builtin`] holds the built-in tables. They are data files
 //!   (`data/gemini.toml`, `data/openai.toml`) embedded at build time, each
@@ -95,9 +124,17 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod names;
+mod pushback;
 mod registry;
+pub mod retry_after;
+mod router;
 mod table;
+mod usage;
 
 pub use names::{ModelKind, Provider, Tier};
+pub use pushback::{until_pacific_midnight, HttpError, Pushback, RateLimitError};
 pub use registry::Registry;
+pub use retry_after::RetryHint;
+pub use router::{ModelRefusal, RefusalReason, Routed, Router, RouterBuilder, RouterError};
 pub use table::{ModelLimits, Origin, TableInfo};
+pub use usage::{AnthropicUsage, GeminiUsage, OpenAiUsage};

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use limiter_core::{
     Amounts, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId, LeaseStatus,
-    Limits, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage, WindowKind,
+    Limits, NotUntil, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage,
+    WindowKind,
 };
 
 /// The operations, one script each.
@@ -167,10 +168,10 @@ pub(crate) fn decode_reserve(reply: &[i64]) -> Result<Decision> {
             now: ts(*now),
             position: u64::try_from(*position).unwrap_or(0),
         })),
-        [0, earliest, now] => Ok(Decision::Denied {
+        [0, earliest, now] => Ok(Decision::Denied(NotUntil {
             earliest: ts(*earliest),
             now: ts(*now),
-        }),
+        })),
         _ => Err(bad_reply("reserve", reply)),
     }
 }

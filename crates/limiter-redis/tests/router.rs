@@ -9,10 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use limiter_core::{
-    Clock, Cost, Error, HttpError, Limiter, Limits, ManualClock, RefusalReason, Router,
-    RouterError, Store,
-};
+use limiter_core::{Clock, Cost, Limiter, Limits, ManualClock, Store};
+use limiter_models::{HttpError, RefusalReason, Router, RouterError};
 use limiter_test_redis::RedisServer;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -83,7 +81,7 @@ async fn run(
     router: &Router,
     calls: &Mutex<Vec<String>>,
     answer: impl Fn(&str) -> Result<&'static str, HttpError>,
-) -> Result<limiter_core::Routed<&'static str>, RouterError<HttpError>> {
+) -> Result<limiter_models::Routed<&'static str>, RouterError<HttpError>> {
     router
         .run(Cost::tokens(10), SEC, |model| {
             calls.lock().unwrap().push(model.clone());
@@ -183,7 +181,7 @@ async fn all_models_exhausted(client: Client) {
     .await
     .unwrap_err();
     assert_eq!(take(&calls), ["a", "b"]);
-    let RouterError::Limiter(Error::AllModelsExhausted { reasons }) = err else {
+    let RouterError::AllModelsExhausted { reasons } = err else {
         panic!("expected AllModelsExhausted, got {err:?}");
     };
     let models: Vec<&str> = reasons.iter().map(|r| r.model.as_str()).collect();
@@ -209,7 +207,7 @@ async fn all_models_exhausted(client: Client) {
             until: t0.saturating_add(60 * SEC)
         }
     );
-    let message = Error::AllModelsExhausted {
+    let message = RouterError::<HttpError>::AllModelsExhausted {
         reasons: reasons.clone(),
     }
     .to_string();
@@ -220,7 +218,7 @@ async fn all_models_exhausted(client: Client) {
     let err = run(&r, &calls, |_| Ok("x")).await.unwrap_err();
     assert!(take(&calls).is_empty());
     assert!(
-        matches!(err, RouterError::Limiter(Error::AllModelsExhausted { ref reasons })
+        matches!(err, RouterError::AllModelsExhausted { ref reasons }
             if reasons.iter().all(|r| matches!(r.reason, RefusalReason::CoolingDown { .. }))),
         "{err:?}"
     );

@@ -3,6 +3,17 @@
 
 pub use limiter_core::*;
 
+// Reading providers' answers and model-priority fallback (`limiter-models`).
+pub use limiter_models::{
+    until_pacific_midnight, AnthropicUsage, GeminiUsage, HttpError, ModelRefusal, OpenAiUsage,
+    Pushback, RateLimitError, RefusalReason, RetryHint, Routed, Router, RouterBuilder, RouterError,
+};
+
+/// Parsing of the retry delays providers send with a rate-limit answer.
+pub mod retry_after {
+    pub use limiter_models::retry_after::*;
+}
+
 /// The in-process store.
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]

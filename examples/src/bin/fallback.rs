@@ -23,7 +23,7 @@
 //! The router runs each call on the first model that is not cooling down;
 //! on a 429 it cools that model down in the store for the provider's delay
 //! and calls the next. When both are cooling down, the call gets
-//! `Error::AllModelsExhausted` with a reason per model, and the program
+//! `RouterError::AllModelsExhausted` with a reason per model, and the program
 //! waits for the first cooldown to end. Each call's line says which model
 //! served it and why others were passed over; a summary ends the run.
 //!
@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use llm_limiter::models::{Provider, Registry, Tier};
 use llm_limiter::{
-    Cost, Error, GeminiUsage, HttpError, MemoryStore, ModelRefusal, OpenAiUsage, RefusalReason,
-    Router, RouterError, Store, Timestamp,
+    Cost, GeminiUsage, HttpError, MemoryStore, ModelRefusal, OpenAiUsage, RefusalReason, Router,
+    RouterError, Store, Timestamp,
 };
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -304,7 +304,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("[{at:>6}] call {i:>2} served by {}{notes}", routed.model);
                     break;
                 }
-                Err(RouterError::Limiter(Error::AllModelsExhausted { reasons })) => {
+                Err(RouterError::AllModelsExhausted { reasons }) => {
                     exhausted += 1;
                     let notes: Vec<String> = reasons
                         .iter()

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use llm_limiter::models::{Provider, Registry, Tier};
 use llm_limiter::{
-    Cost, Error, HttpError, MemoryStore, ModelRefusal, RefusalReason, Router, RouterError, Store,
+    Cost, HttpError, MemoryStore, ModelRefusal, RefusalReason, Router, RouterError, Store,
     Timestamp,
 };
 use parking_lot::Mutex;
@@ -120,8 +120,8 @@ fn describe(r: &ModelRefusal, now: Timestamp) -> String {
             r.model,
             secs(until.duration_since(now))
         ),
-        RefusalReason::WouldWait { wait, .. } => {
-            format!("{} would wait {} for its IPM", r.model, secs(*wait))
+        RefusalReason::WouldWait { denied, .. } => {
+            format!("{} would wait {} for its IPM", r.model, secs(denied.wait()))
         }
         RefusalReason::RateLimited { cooldown, .. } => format!(
             "{} answered 429: cooldown set for {}",
@@ -210,7 +210,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                     break;
                 }
-                Err(RouterError::Limiter(Error::AllModelsExhausted { reasons })) => {
+                Err(RouterError::AllModelsExhausted { reasons }) => {
                     let notes: Vec<String> = reasons.iter().map(|r| describe(r, now)).collect();
                     println!(
                         "[{at:>6}] request {i:>2} all models exhausted [{}]; retrying shortly",

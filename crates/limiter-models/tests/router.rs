@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{
-    parse_protobuf_duration, until_pacific_midnight, Clock, Cost, Dimension, Error, HttpError,
-    Limiter, Limits, ManualClock, ModelRefusal, Pushback, RateLimitError, RefusalReason, Router,
-    RouterError, Store, Timestamp,
-};
+use limiter_core::{Clock, Cost, Dimension, Error, Limiter, Limits, ManualClock, Store, Timestamp};
 use limiter_memory::MemoryStore;
+use limiter_models::retry_after::parse_protobuf_duration;
+use limiter_models::{
+    until_pacific_midnight, HttpError, ModelRefusal, Pushback, RateLimitError, RefusalReason,
+    Router, RouterError,
+};
 use parking_lot::Mutex;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -78,7 +79,7 @@ async fn run<E: RateLimitError>(
     calls: &Calls,
     max_wait: Duration,
     answer: impl Fn(&str) -> Result<&'static str, E>,
-) -> Result<limiter_core::Routed<&'static str>, RouterError<E>> {
+) -> Result<limiter_models::Routed<&'static str>, RouterError<E>> {
     router
         .run(Cost::tokens(10), max_wait, |model| {
             calls.push(&model);
@@ -363,11 +364,12 @@ async fn a_model_that_would_wait_too_long_is_skipped() {
     match &second.skipped[..] {
         [ModelRefusal {
             model,
-            reason: RefusalReason::WouldWait { wait, max_wait },
+            reason: RefusalReason::WouldWait { denied, max_wait },
         }] => {
             assert_eq!(model, "a");
             assert_eq!(*max_wait, SEC);
-            assert!(*wait > SEC && *wait <= 61 * SEC, "{wait:?}");
+            let wait = denied.wait();
+            assert!(wait > SEC && wait <= 61 * SEC, "{wait:?}");
         }
         other => panic!("{other:?}"),
     }
@@ -449,7 +451,7 @@ async fn all_exhausted_gives_a_typed_error_with_every_reason() {
     .await
     .unwrap_err();
     assert_eq!(calls.get(), ["limited"]);
-    let RouterError::Limiter(Error::AllModelsExhausted { reasons }) = err else {
+    let RouterError::AllModelsExhausted { reasons } = err else {
         panic!("expected AllModelsExhausted, got {err:?}");
     };
     assert_eq!(reasons.len(), 3);
@@ -472,7 +474,7 @@ async fn all_exhausted_gives_a_typed_error_with_every_reason() {
             },
         }
     );
-    let text = Error::AllModelsExhausted { reasons }.to_string();
+    let text = RouterError::<HttpError>::AllModelsExhausted { reasons }.to_string();
     assert!(text.contains("cooling: cooling down until"), "{text}");
     assert!(text.contains("busy: would wait"), "{text}");
     assert!(text.contains("limited: rate-limited"), "{text}");
@@ -551,7 +553,7 @@ async fn time_waited_for_a_pushed_back_model_counts_against_max_wait() {
     assert_eq!(calls.get(), ["a"]);
     let waited = env.now().duration_since(t0);
     assert!(waited >= 59 * SEC && waited < 90 * SEC, "{waited:?}");
-    let RouterError::Limiter(Error::AllModelsExhausted { reasons }) = err else {
+    let RouterError::AllModelsExhausted { reasons } = err else {
         panic!("{err:?}");
     };
     match reasons[1].reason {

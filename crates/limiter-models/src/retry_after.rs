@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::calendar::days_from_civil;
-use crate::time::Timestamp;
+use limiter_core::calendar::days_from_civil;
+use limiter_core::Timestamp;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// The longest delay any parser returns (about 31.7 years): larger values
@@ -66,7 +66,8 @@ fn nanos_to_duration(nanos: u128) -> Option<Duration> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use limiter_core::{parse_retry_after, Timestamp};
+/// use limiter_core::Timestamp;
+/// use limiter_models::retry_after::parse_retry_after;
 ///
 /// let now = Timestamp::from_secs(1_445_412_470); // 2015-10-21T07:27:50Z
 /// assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
@@ -87,7 +88,7 @@ pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
 ///
 /// ```
 /// # use std::time::Duration;
-/// assert_eq!(limiter_core::parse_retry_after_ms("1500"), Some(Duration::from_millis(1500)));
+/// assert_eq!(limiter_models::retry_after::parse_retry_after_ms("1500"), Some(Duration::from_millis(1500)));
 /// ```
 pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
     decimal_nanos(unquote(value), 1_000_000).and_then(nanos_to_duration)
@@ -101,7 +102,7 @@ pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
 ///
 /// ```
 /// # use std::time::Duration;
-/// use limiter_core::parse_go_duration;
+/// use limiter_models::retry_after::parse_go_duration;
 /// assert_eq!(parse_go_duration("6m0s"), Some(Duration::from_secs(360)));
 /// assert_eq!(parse_go_duration("1m30.5s"), Some(Duration::from_millis(90_500)));
 /// assert_eq!(parse_go_duration("-1s"), None);
@@ -152,7 +153,7 @@ pub fn parse_go_duration(value: &str) -> Option<Duration> {
 ///
 /// ```
 /// # use std::time::Duration;
-/// assert_eq!(limiter_core::parse_protobuf_duration("17s"), Some(Duration::from_secs(17)));
+/// assert_eq!(limiter_models::retry_after::parse_protobuf_duration("17s"), Some(Duration::from_secs(17)));
 /// ```
 pub fn parse_protobuf_duration(value: &str) -> Option<Duration> {
     let v = unquote(value);
@@ -349,7 +350,8 @@ impl RetryHint {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use limiter_core::{RetryHint, Timestamp};
+    /// use limiter_core::Timestamp;
+    /// use limiter_models::RetryHint;
     ///
     /// let headers = [
     ///     ("x-ratelimit-reset-requests", "120ms"),
