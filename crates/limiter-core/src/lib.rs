@@ -64,10 +64,6 @@ pub mod state;
 mod store;
 mod time;
 
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
-
 pub use calendar::TimeZone;
 pub use error::{BoxError, Error, Result};
 pub use lease::{

@@ -17,7 +17,7 @@ live_suite!(memory);
 /// session's own count nor what it took from its reservation.
 #[tokio::test]
 async fn a_failed_record_changes_nothing() {
-    use limiter_core::testing::{Fault, FaultyStore};
+    use limiter_conformance::{Fault, FaultyStore};
     use limiter_core::Dimension;
     use limiter_live::{LiveLimiter, LiveLimits};
 

@@ -1,33 +1,39 @@
-//! The live limiter's checks on Redis, through both clients, each on a
-//! fresh `redis-server` on a free loopback port, with the manual clock's
-//! time passed to the scripts.
+//! The live limiter's checks on Redis, through both clients, on one
+//! `redis-server` shared by every check of this binary (each check's store
+//! has a key prefix of its own), with the manual clock's time passed to the
+//! scripts.
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use limiter_core::{ManualClock, Store};
 use limiter_redis::{FredStore, RedisStore};
 use limiter_test_redis::RedisServer;
 
-async fn server() -> RedisServer {
-    tokio::task::spawn_blocking(RedisServer::start)
+/// The shared server's URL and a key prefix no other check uses.
+async fn server() -> (String, String) {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
-        .unwrap()
+        .unwrap();
+    (url, format!("live-{}", SEQ.fetch_add(1, Ordering::Relaxed)))
 }
 
 mod redis_rs {
     use super::*;
 
     async fn redis_rs(clock: ManualClock) -> (Arc<dyn Store>, common::Guard) {
-        let server = server().await;
+        let (url, prefix) = server().await;
         let store = RedisStore::builder()
-            .url(server.url())
+            .url(url)
+            .prefix(&prefix)
             .clock(clock)
             .connect()
             .await
             .expect("connect to the test server");
-        (Arc::new(store), Box::new(server))
+        (Arc::new(store), Box::new(()))
     }
 
     live_suite!(redis_rs);
@@ -37,14 +43,15 @@ mod fred {
     use super::*;
 
     async fn fred(clock: ManualClock) -> (Arc<dyn Store>, common::Guard) {
-        let server = server().await;
+        let (url, prefix) = server().await;
         let store = FredStore::builder()
-            .url(server.url())
+            .url(url)
+            .prefix(&prefix)
             .clock(clock)
             .connect()
             .await
             .expect("connect to the test server");
-        (Arc::new(store), Box::new(server))
+        (Arc::new(store), Box::new(()))
     }
 
     live_suite!(fred);

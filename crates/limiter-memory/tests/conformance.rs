@@ -5,6 +5,6 @@ use std::sync::Arc;
 use limiter_core::{ManualClock, Store};
 use limiter_memory::MemoryStore;
 
-limiter_core::conformance_suite!(|clock: ManualClock| async move {
+limiter_conformance::conformance_suite!(|clock: ManualClock| async move {
     Arc::new(MemoryStore::with_clock(clock)) as Arc<dyn Store>
 });

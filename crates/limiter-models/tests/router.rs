@@ -544,7 +544,7 @@ async fn time_waited_for_a_pushed_back_model_counts_against_max_wait() {
         if task.is_finished() {
             break;
         }
-        limiter_core::testing::settle().await;
+        limiter_conformance::settle().await;
         if let Some(d) = env.clock.next_deadline() {
             env.clock.advance_to(d);
         }

@@ -1,5 +1,5 @@
-//! The whole store conformance suite against both clients on a real,
-//! freshly started 3-master Redis Cluster (one cluster per check), with the
+//! The whole store conformance suite against both clients on a real
+//! 3-master Redis Cluster shared by every check of this binary, with the
 //! manual clock passed to the scripts.
 
 mod support;
@@ -7,11 +7,11 @@ mod support;
 /// `RedisStore` (redis-rs) on a cluster.
 #[cfg(feature = "redis-rs")]
 mod redis_rs {
-    limiter_core::conformance_suite!(super::support::redis_rs_cluster_on);
+    limiter_conformance::conformance_suite!(super::support::redis_rs_cluster_on);
 }
 
 /// `FredStore` (fred) on a cluster.
 #[cfg(feature = "fred")]
 mod fred {
-    limiter_core::conformance_suite!(super::support::fred_cluster_on);
+    limiter_conformance::conformance_suite!(super::support::fred_cluster_on);
 }

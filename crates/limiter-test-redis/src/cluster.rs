@@ -63,6 +63,16 @@ impl RedisCluster {
         cluster
     }
 
+    /// The nodes.
+    pub(crate) fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The directory of `redis-cli --cluster create`'s output.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The ports of the nodes, on 127.0.0.1.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(RedisServer::port).collect()

@@ -12,6 +12,11 @@
 //!   `redis-cli --cluster create` and waited for until every node reports
 //!   `cluster_state:ok`.
 //!
+//! [`RedisServer::shared`] and [`RedisCluster::shared`] give every test of
+//! one test binary the same server (or cluster), started on first use and
+//! killed when the test process exits, so that a binary whose tests use
+//! keys of their own starts one server instead of one per test.
+//!
 //! A server can be [stopped](RedisServer::stop) and
 //! [restarted](RedisServer::restart) on the same port, to test lost
 //! connections and reconnection.
@@ -49,6 +54,7 @@ mod path;
 mod port;
 mod resp;
 mod server;
+mod shared;
 
 pub use cluster::RedisCluster;
 pub use path::redis_server_path;

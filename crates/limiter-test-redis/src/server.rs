@@ -160,6 +160,11 @@ impl RedisServer {
         self.dir.path().join(LOG_FILE)
     }
 
+    /// The server's directory (its log and working files).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Kills the server (SIGKILL) and reaps it, keeping its directory and
     /// port for a [`restart`](Self::restart). Does nothing when it is
     /// already stopped.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use limiter_core::testing::settle;
+use limiter_conformance::settle;
 use limiter_core::{Clock, Dimension, ManualClock, Store};
 use limiter_live::{Error, LiveLimiter, LiveLimits, Unavailable};
 

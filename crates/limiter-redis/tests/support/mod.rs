@@ -99,62 +99,65 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Wrapped<G> {
     }
 }
 
-/// A redis-rs store on a fresh server, on the manual clock.
+/// A redis-rs store on this test binary's shared server, on the manual
+/// clock.
 #[cfg(feature = "redis-rs")]
 pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
-    let server = tokio::task::spawn_blocking(RedisServer::start)
+    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
         .unwrap();
     let store = RedisStore::builder()
-        .url(server.url())
+        .url(url)
         .clock(clock)
         .connect()
         .await
         .expect("connect to the test server");
-    Arc::new(Wrapped::holding(store, server))
+    Arc::new(store)
 }
 
-/// A redis-rs store on a fresh 3-master cluster, on the manual clock.
+/// A redis-rs store on this test binary's shared 3-master cluster, on the
+/// manual clock.
 #[cfg(feature = "redis-rs")]
 pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
-    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+    let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
         .await
         .unwrap();
     let store = RedisStore::builder()
-        .cluster(cluster.urls())
+        .cluster(urls)
         .clock(clock)
         .connect()
         .await
         .expect("connect to the test cluster");
-    Arc::new(Wrapped::holding(store, cluster))
+    Arc::new(store)
 }
 
-/// A fred store on a fresh server, on the manual clock.
+/// A fred store on this test binary's shared server, on the manual clock.
 #[cfg(feature = "fred")]
 pub async fn fred_on(clock: ManualClock) -> Arc<dyn Store> {
-    let server = tokio::task::spawn_blocking(RedisServer::start)
+    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
         .unwrap();
     let store = limiter_redis::FredStore::builder()
-        .url(server.url())
+        .url(url)
         .clock(clock)
         .connect()
         .await
         .expect("connect to the test server");
-    Arc::new(Wrapped::holding(store, server))
+    Arc::new(store)
 }
 
-/// A fred store on a fresh 3-master cluster, on the manual clock.
+/// A fred store on this test binary's shared 3-master cluster, on the
+/// manual clock.
 #[cfg(feature = "fred")]
 pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
-    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+    let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
         .await
         .unwrap();
     let store = limiter_redis::FredStore::builder()
-        .cluster(cluster.urls())
+        .cluster(urls)
         .clock(clock)
         .connect()
         .await
         .expect("connect to the test cluster");
-    Arc::new(Wrapped::holding(store, cluster))
+    Arc::new(store)
 }

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use limiter_core::testing::{settle, Fault, FaultyStore};
+use limiter_conformance::{settle, Fault, FaultyStore};
 use limiter_core::{
     Clock, Cost, Decision, Degradation, Dimension, Error, Lease, LeaseDecision, LeaseRequest,
     Limiter, Limits, ManualClock, RecordId, RecordOrigin, Reservation, ResilientStore, RetryPolicy,

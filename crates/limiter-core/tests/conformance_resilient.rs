@@ -7,7 +7,7 @@ use std::sync::Arc;
 use limiter_core::{Degradation, ManualClock, ResilientStore, Store};
 use limiter_memory::MemoryStore;
 
-limiter_core::conformance_suite!(|clock: ManualClock| async move {
+limiter_conformance::conformance_suite!(|clock: ManualClock| async move {
     let store = ResilientStore::builder(MemoryStore::with_clock(clock.clone()))
         .degradation(Degradation::Fallback { share: 0.5 })
         .fallback(MemoryStore::with_clock(clock))

@@ -1,0 +1,152 @@
+//! The store conformance suite of **llm-limiter**: one set of behavioural
+//! checks that every [`Store`](limiter_core::Store) must pass, with a
+//! [`ManualClock`](limiter_core::ManualClock) where time matters.
+//!
+//! A store crate stamps the whole suite out as tests with one macro call,
+//! giving a factory that builds a store on the manual clock it is handed
+//! (this is `limiter-memory`'s `tests/conformance.rs`):
+//!
+//! ```text
+//! limiter_conformance::conformance_suite!(|clock: limiter_core::ManualClock| async move {
+//!     std::sync::Arc::new(limiter_memory::MemoryStore::with_clock(clock))
+//!         as std::sync::Arc<dyn limiter_core::Store>
+//! });
+//! ```
+//!
+//! The factory is called once per check (and once per property check, whose
+//! cases each use a fresh key): it may hand out stores over one shared
+//! server, since every check works on keys of its own.
+//!
+//! The checks are grouped by topic, one module each, and the tests the macro
+//! writes are named `topic::check`:
+//!
+//! | module | pins |
+//! |---|---|
+//! | [`admission`] | work conserving, never over-admitting, FIFO, waiting, contention |
+//! | [`input`] | bad input is a typed error that changes nothing |
+//! | [`settle`] | adjust, refund, cancelled waiters |
+//! | [`dimensions`] | split input/output, burndown, images, per-second limits, smoothing |
+//! | [`windows`] | token buckets, calendar days in a time zone, rolling days |
+//! | [`cooldown`] | cooldowns shared through the store |
+//! | [`status`] | usage, queue and cooldown of a key |
+//! | [`leases`] | concurrency leases: cap, expiry, FIFO tickets |
+//! | [`props`] | property checks against an exact model |
+//!
+//! Each check states the behaviour it pins in its doc line. [`FaultyStore`]
+//! wraps any store and fails on demand, for tests of fault handling.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod faulty;
+mod harness;
+
+pub mod admission;
+pub mod cooldown;
+pub mod dimensions;
+pub mod input;
+pub mod leases;
+pub mod props;
+pub mod settle;
+pub mod status;
+pub mod windows;
+
+pub use faulty::{Fault, FaultyStore};
+pub use harness::{bucket_width, eventually, run_check, settle, Harness};
+
+/// Stamps out every check of the suite as a `#[test]` over a store factory:
+/// an expression of type `Fn(ManualClock) -> impl Future<Output =
+/// Arc<dyn Store>>`, called once per test (and per property check).
+///
+/// The tests are written into modules named after the topics
+/// (`admission::fifo_small_never_overtakes_large`, ...), next to a function
+/// `conformance_store` that calls the factory.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        fn conformance_store(
+            clock: $crate::__private::ManualClock,
+        ) -> impl ::std::future::Future<
+            Output = ::std::sync::Arc<dyn $crate::__private::Store>,
+        > {
+            ($make)(clock)
+        }
+        $crate::conformance_suite!(@checks admission:
+            admits_at_once_when_room,
+            rolling_window_never_over_admits,
+            guard_band_extends_the_window,
+            fifo_small_never_overtakes_large,
+            slots_never_decrease,
+            waiters_wake_in_fifo_order,
+            try_acquire_reserves_nothing_when_denied,
+            max_wait_rejects_without_reserving,
+            keys_are_independent,
+            contention_admits_exact_count,
+            limits_can_change_at_run_time,
+        );
+        $crate::conformance_suite!(@checks input:
+            oversized_request_is_rejected,
+            bad_input_changes_nothing,
+        );
+        $crate::conformance_suite!(@checks settle:
+            adjust_down_frees_capacity,
+            adjust_up_takes_capacity,
+            adjust_by_record_id_from_another_limiter,
+            refund_gives_back,
+            dropped_waiter_gives_back,
+        );
+        $crate::conformance_suite!(@checks dimensions:
+            split_input_output_limits,
+            burndown_weights_output,
+            images_per_window,
+            requests_per_second,
+            smoothing_spaces_requests,
+        );
+        $crate::conformance_suite!(@checks windows:
+            token_bucket_refills,
+            calendar_day_resets_at_pacific_midnight,
+            rolling_day_limit,
+        );
+        $crate::conformance_suite!(@checks cooldown: cooldown_is_shared_and_delays);
+        $crate::conformance_suite!(@checks status: status_reports_usage_and_queue);
+        $crate::conformance_suite!(@checks leases:
+            leases_cap_holds_and_release_frees,
+            leases_expire_unless_renewed,
+            lease_waiters_are_fifo,
+            lease_bad_input_changes_nothing,
+            leases_contention_and_independence,
+        );
+        mod props {
+            #[test]
+            fn prop_rolling_holds_limits_fifo_and_precision() {
+                $crate::props::prop_rolling_holds_limits_fifo_and_precision(super::conformance_store);
+            }
+            #[test]
+            fn prop_token_bucket_holds() {
+                $crate::props::prop_token_bucket_holds(super::conformance_store);
+            }
+            #[test]
+            fn prop_calendar_day_holds() {
+                $crate::props::prop_calendar_day_holds(super::conformance_store);
+            }
+        }
+    };
+    (@checks $topic:ident: $($name:ident),* $(,)?) => {
+        mod $topic {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::run_check(
+                        stringify!($name),
+                        super::conformance_store,
+                        $crate::$topic::$name,
+                    );
+                }
+            )*
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use limiter_core::{ManualClock, Store};
+}

@@ -1,0 +1,90 @@
+//! Settling: adjust, refund, cancelled waiters.
+
+use crate::harness::*;
+
+/// Settling with less than reserved frees capacity at once.
+pub async fn adjust_down_frees_capacity(h: Harness) {
+    let l = h.limiter(Limits::new().tpm(1000).window(secs(10)));
+    let p = l.acquire(Cost::split(200, 800)).await.unwrap();
+    assert!(l.try_acquire(Cost::tokens(500)).await.unwrap().is_err());
+    p.adjust(Cost::split(200, 100)).await.unwrap();
+    let s = l.status().await.unwrap();
+    assert_eq!(s.get(Dimension::Tpm).unwrap().used, 300);
+    l.try_acquire(Cost::tokens(700)).await.unwrap().unwrap();
+}
+
+/// Settling with more than reserved takes the extra capacity.
+pub async fn adjust_up_takes_capacity(h: Harness) {
+    let l = h.limiter(Limits::new().tpm(1000).window(secs(10)));
+    let p = l.acquire(Cost::split(100, 100)).await.unwrap();
+    p.adjust_output(600).await.unwrap();
+    assert_eq!(
+        l.status().await.unwrap().get(Dimension::Tpm).unwrap().used,
+        700
+    );
+    assert!(l.try_acquire(Cost::tokens(301)).await.unwrap().is_err());
+    l.try_acquire(Cost::tokens(300)).await.unwrap().unwrap();
+}
+
+/// A reservation can be settled by its record id through another limiter
+/// (another process) sharing the store.
+pub async fn adjust_by_record_id_from_another_limiter(h: Harness) {
+    let limits = Limits::new().tpm(1000);
+    let a = h.limiter(limits);
+    let b = h.limiter(limits);
+    let p = a.acquire(Cost::tokens(900)).await.unwrap();
+    let id: RecordId = p.record_id().to_string().parse().unwrap();
+    b.adjust(id, Cost::tokens(100)).await.unwrap();
+    assert_eq!(
+        a.status().await.unwrap().get(Dimension::Tpm).unwrap().used,
+        100
+    );
+    b.refund(id).await.unwrap();
+    assert_eq!(
+        a.status().await.unwrap().get(Dimension::Tpm).unwrap().used,
+        0
+    );
+}
+
+/// A refund gives the capacity back; refunding twice is an error.
+pub async fn refund_gives_back(h: Harness) {
+    let l = h.limiter(Limits::new().rpm(1).window(secs(10)));
+    let p = l.acquire(Cost::request()).await.unwrap();
+    let id = p.record_id();
+    p.refund().await.unwrap();
+    l.try_acquire(Cost::request()).await.unwrap().unwrap();
+    assert!(matches!(l.refund(id).await, Err(Error::UnknownRecord(_))));
+}
+
+/// A waiter whose future is dropped gives its reservation back, so the
+/// next request does not wait behind it.
+pub async fn dropped_waiter_gives_back(h: Harness) {
+    let l = h.limiter(Limits::new().rpm(1).window(secs(10)).guard(Duration::ZERO));
+    l.acquire(Cost::request()).await.unwrap();
+    let l2 = l.clone();
+    let waiter = tokio::spawn(async move { l2.acquire(Cost::request()).await });
+    eventually("the waiter sleeps", || h.clock.sleepers() == 1).await;
+    assert_eq!(l.status().await.unwrap().queue_depth, 1);
+    waiter.abort();
+    let _ = waiter.await;
+    // The refund is a task of its own: wait for it.
+    let mut s = l.status().await.unwrap();
+    for _ in 0..5000 {
+        if s.queue_depth == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        s = l.status().await.unwrap();
+    }
+    assert_eq!(s.queue_depth, 0);
+    assert_eq!(s.get(Dimension::Rpm).unwrap().used, 1);
+    // The next one is slotted right after the first leaves the window.
+    let r = reserve(&h, &l.limits(), Cost::request()).await;
+    assert!(
+        r.slot
+            <= h.clock
+                .now()
+                .saturating_add(secs(10) + bucket_width(secs(10), Duration::ZERO))
+    );
+    assert_eq!(r.position, 1);
+}

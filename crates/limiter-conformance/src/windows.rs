@@ -1,0 +1,85 @@
+//! Window kinds: token buckets, calendar days in a time zone, rolling days.
+
+use crate::harness::*;
+
+/// Token bucket: capacity refills continuously at limit / window; the
+/// guard band's refill is kept back from the burst.
+pub async fn token_bucket_refills(h: Harness) {
+    let limits = Limits::new()
+        .tpm(1000)
+        .window(secs(10))
+        .guard(secs(1))
+        .window_kind(WindowKind::TokenBucket);
+    let t0 = h.clock.now();
+    assert_eq!(reserve(&h, &limits, Cost::tokens(900)).await.slot, t0);
+    // 100 tokens take one second to refill.
+    assert_eq!(
+        reserve(&h, &limits, Cost::tokens(100)).await.slot,
+        t0.saturating_add(secs(1))
+    );
+    h.advance(secs(5)).await;
+    // At t0+5 s: 400 refilled since the last slot, at t0+1 s.
+    let r = reserve(&h, &limits, Cost::tokens(400)).await;
+    assert_eq!(r.slot, t0.saturating_add(secs(5)));
+    let r = reserve(&h, &limits, Cost::tokens(50)).await;
+    assert_eq!(r.slot, t0.saturating_add(ms(5500)));
+    assert!(matches!(
+        h.store
+            .reserve(&h.key, &limits, &Cost::tokens(901), None)
+            .await,
+        Err(Error::ExceedsLimit { max: 900, .. })
+    ));
+}
+
+/// A calendar day in Los Angeles resets at local midnight, in winter
+/// (08:00 UTC) and in summer (07:00 UTC).
+pub async fn calendar_day_resets_at_pacific_midnight(h: Harness) {
+    let limits = Limits::new()
+        .rpd(2)
+        .guard(ms(100))
+        .day(DayWindow::PACIFIC_MIDNIGHT);
+    // 2026-01-15 20:00 UTC = 12:00 PST.
+    let noon_pst = Timestamp::from_secs(1_768_507_200);
+    h.clock.advance_to(noon_pst);
+    reserve(&h, &limits, Cost::request()).await;
+    reserve(&h, &limits, Cost::request()).await;
+    let r = reserve(&h, &limits, Cost::request()).await;
+    // Next midnight PST: 2026-01-16 08:00 UTC.
+    assert_eq!(r.slot, Timestamp::from_secs(1_768_550_400));
+    // Summer: 2026-07-01 12:00 PDT = 19:00 UTC; reset at 07:00 UTC.
+    let limits2 = limits;
+    let key2 = format!("{}:summer", h.key);
+    h.clock.advance_to(Timestamp::from_secs(1_782_932_400));
+    for _ in 0..2 {
+        h.store
+            .reserve(&key2, &limits2, &Cost::request(), None)
+            .await
+            .unwrap();
+    }
+    match h
+        .store
+        .reserve(&key2, &limits2, &Cost::request(), None)
+        .await
+        .unwrap()
+    {
+        Decision::Reserved(r) => assert_eq!(r.slot, Timestamp::from_secs(1_782_975_600)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        limiter_core::calendar::day_index(&TimeZone::US_PACIFIC, 0, 1_782_975_600_000_000),
+        20_636
+    );
+}
+
+/// A rolling day: the (N+1)th request waits until the first leaves the
+/// 24 hours (plus guard), within one bucket.
+pub async fn rolling_day_limit(h: Harness) {
+    let limits = Limits::new().rpd(3).tpd(1000).guard(ms(100));
+    let t0 = h.clock.now();
+    reserve(&h, &limits, Cost::tokens(500)).await;
+    h.advance(secs(3600)).await;
+    reserve(&h, &limits, Cost::tokens(400)).await;
+    let r = reserve(&h, &limits, Cost::tokens(200)).await;
+    let exact = t0.saturating_add(secs(86_400) + ms(100));
+    assert!(r.slot >= exact && r.slot <= exact.saturating_add(bucket_width(secs(86_400), ms(100))));
+}
