@@ -2,9 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use limiter_core::{Clock, Cost, Decision, Error, Limits, RecordId, Store, Timestamp};
+use limiter_core::{Error, LeaseStore};
 
 /// What a [`FaultyStore`] does with a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,10 +28,10 @@ struct FaultState {
     failed: AtomicU64,
 }
 
-/// A [`Store`] wrapper that fails on demand and counts calls, for tests of
+/// A [`Store`](limiter_core::Store) wrapper that fails on demand and counts calls, for tests of
 /// fault handling (e.g. `ResilientStore`) in any crate.
 ///
-/// Every store call ([`Store::clock`] aside) is counted and then either
+/// Every store call ([`Store::clock`](limiter_core::Store::clock) aside) is counted and then either
 /// passed to the wrapped store or failed without reaching it: with the
 /// standing [`Fault`] ([`set_fault`](Self::set_fault)), or, first, with a
 /// fault for the next `n` calls only ([`fail_next`](Self::fail_next)).
@@ -40,31 +39,31 @@ struct FaultState {
 ///
 /// ```
 /// use limiter_conformance::{Fault, FaultyStore};
-/// use limiter_core::Store;
+/// use limiter_core::{LeaseStore, Store};
 ///
-/// async fn outage(store: impl Store) {
+/// async fn outage(store: impl LeaseStore) {
 ///     let faulty = FaultyStore::new(store);
 ///     faulty.set_fault(Fault::Retryable);
-///     assert!(faulty.cooldown("k").await.unwrap_err().is_retryable());
+///     assert!(faulty.cooldown_end("k").await.unwrap_err().is_retryable());
 ///     faulty.set_fault(Fault::Healthy);
-///     faulty.cooldown("k").await.unwrap();
+///     faulty.cooldown_end("k").await.unwrap();
 ///     assert_eq!((faulty.calls(), faulty.failed_calls()), (2, 1));
 /// }
 /// ```
 #[derive(Clone, Debug)]
 pub struct FaultyStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn LeaseStore>,
     state: Arc<FaultState>,
 }
 
 impl FaultyStore {
-    /// Wraps `inner` (an `Arc<dyn Store>` is a store too), healthy.
-    pub fn new(inner: impl Store) -> Self {
+    /// Wraps `inner` (an `Arc<dyn LeaseStore>` is a store too), healthy.
+    pub fn new(inner: impl LeaseStore) -> Self {
         Self::new_shared(Arc::new(inner))
     }
 
     /// Wraps a shared store, healthy.
-    pub fn new_shared(inner: Arc<dyn Store>) -> Self {
+    pub fn new_shared(inner: Arc<dyn LeaseStore>) -> Self {
         FaultyStore {
             inner,
             state: Arc::new(FaultState {
@@ -78,7 +77,7 @@ impl FaultyStore {
     }
 
     /// The wrapped store.
-    pub fn inner(&self) -> &Arc<dyn Store> {
+    pub fn inner(&self) -> &Arc<dyn LeaseStore> {
         &self.inner
     }
 
@@ -99,7 +98,7 @@ impl FaultyStore {
         self.state.next_count.store(n, Ordering::SeqCst);
     }
 
-    /// Calls made so far (failed ones included; [`Store::clock`] excluded).
+    /// Calls made so far (failed ones included; `clock` excluded).
     pub fn calls(&self) -> u64 {
         self.state.calls.load(Ordering::SeqCst)
     }
@@ -152,93 +151,7 @@ impl FaultyStore {
     }
 }
 
-#[async_trait::async_trait]
-impl Store for FaultyStore {
-    async fn reserve(
-        &self,
-        key: &str,
-        limits: &Limits,
-        cost: &Cost,
-        max_wait: Option<Duration>,
-    ) -> limiter_core::Result<Decision> {
-        self.enter("reserve")?;
-        self.inner.reserve(key, limits, cost, max_wait).await
-    }
-
-    async fn adjust(
-        &self,
-        key: &str,
-        limits: &Limits,
-        record: RecordId,
-        actual: &Cost,
-    ) -> limiter_core::Result<()> {
-        self.enter("adjust")?;
-        self.inner.adjust(key, limits, record, actual).await
-    }
-
-    async fn refund(
-        &self,
-        key: &str,
-        limits: &Limits,
-        record: RecordId,
-    ) -> limiter_core::Result<()> {
-        self.enter("refund")?;
-        self.inner.refund(key, limits, record).await
-    }
-
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> limiter_core::Result<()> {
-        self.enter("set_cooldown")?;
-        self.inner.set_cooldown(key, until).await
-    }
-
-    async fn cooldown(&self, key: &str) -> limiter_core::Result<Option<Timestamp>> {
-        self.enter("cooldown")?;
-        self.inner.cooldown(key).await
-    }
-
-    async fn status(
-        &self,
-        key: &str,
-        limits: &Limits,
-    ) -> limiter_core::Result<limiter_core::Status> {
-        self.enter("status")?;
-        self.inner.status(key, limits).await
-    }
-
-    async fn acquire_lease(
-        &self,
-        key: &str,
-        request: &limiter_core::LeaseRequest,
-    ) -> limiter_core::Result<limiter_core::LeaseDecision> {
-        self.enter("acquire_lease")?;
-        self.inner.acquire_lease(key, request).await
-    }
-
-    async fn renew_lease(
-        &self,
-        key: &str,
-        lease: limiter_core::LeaseId,
-        ttl: Duration,
-    ) -> limiter_core::Result<Option<Timestamp>> {
-        self.enter("renew_lease")?;
-        self.inner.renew_lease(key, lease, ttl).await
-    }
-
-    async fn release_lease(
-        &self,
-        key: &str,
-        lease: limiter_core::LeaseId,
-    ) -> limiter_core::Result<bool> {
-        self.enter("release_lease")?;
-        self.inner.release_lease(key, lease).await
-    }
-
-    async fn lease_status(&self, key: &str) -> limiter_core::Result<limiter_core::LeaseStatus> {
-        self.enter("lease_status")?;
-        self.inner.lease_status(key).await
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock()
-    }
-}
+limiter_core::delegate_store!(impl[] Store for FaultyStore, to |s| &s.inner,
+    before |s, op| s.enter(op)?);
+limiter_core::delegate_store!(impl[] LeaseStore for FaultyStore, to |s| &s.inner,
+    before |s, op| s.enter(op)?);

@@ -7,19 +7,42 @@ pub(crate) use std::time::Duration;
 
 pub(crate) use limiter_core::{
     Clock, Cost, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId,
-    LeaseRequest, Limiter, Limits, ManualClock, RecordId, Store, TimeZone, Timestamp, WindowKind,
+    LeaseRequest, LeaseStore, Limiter, Limits, ManualClock, RecordId, Store, TimeZone, Timestamp,
+    WindowKind,
 };
 
-/// What a check gets: a fresh store on a manual clock, and a key no other
-/// check uses.
-#[derive(Debug, Clone)]
-pub struct Harness {
+/// What a check gets: the store under test on a manual clock, and a key no
+/// other check uses. The lease checks get a [`LeaseHarness`].
+pub struct Harness<S: ?Sized = dyn Store> {
     /// The store under test.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<S>,
     /// The clock the store runs on.
     pub clock: ManualClock,
     /// A key unique to this check.
     pub key: String,
+}
+
+/// The harness of the lease checks: a store with leases.
+pub type LeaseHarness = Harness<dyn LeaseStore>;
+
+impl<S: ?Sized> Clone for Harness<S> {
+    fn clone(&self) -> Self {
+        Harness {
+            store: Arc::clone(&self.store),
+            clock: self.clock.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + std::fmt::Debug> std::fmt::Debug for Harness<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 static KEY_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -29,10 +52,10 @@ pub(crate) fn unique_key(name: &str) -> String {
     format!("conformance:{name}:{}:{n}", std::process::id())
 }
 
-impl Harness {
+impl<S: Store + ?Sized> Harness<S> {
     /// A limiter on this harness's store and key.
     pub fn limiter(&self, limits: Limits) -> Limiter {
-        Limiter::builder_shared(self.store.clone(), self.key.clone())
+        Limiter::builder(Arc::clone(&self.store), self.key.clone())
             .limits(limits)
             .build()
             .expect("valid limits")
@@ -78,12 +101,13 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// Runs one check against a fresh store from `make`.
-pub fn run_check<M, MF, C, CF>(name: &str, make: M, check: C)
+/// Runs one check against a store from `make`, on a key of its own.
+pub fn run_check<S, M, MF, C, CF>(name: &str, make: M, check: C)
 where
+    S: ?Sized,
     M: FnOnce(ManualClock) -> MF,
-    MF: Future<Output = Arc<dyn Store>>,
-    C: FnOnce(Harness) -> CF,
+    MF: Future<Output = Arc<S>>,
+    C: FnOnce(Harness<S>) -> CF,
     CF: Future<Output = ()>,
 {
     let rt = runtime();
@@ -126,4 +150,16 @@ pub(crate) async fn reserve(h: &Harness, limits: &Limits, cost: Cost) -> limiter
         Decision::Reserved(r) => r,
         other => panic!("expected a reservation, got {other:?}"),
     }
+}
+
+/// A store as the admission checks take it.
+#[doc(hidden)]
+pub fn into_store(store: impl Store) -> Arc<dyn Store> {
+    Arc::new(store)
+}
+
+/// A store with leases as the lease checks take it.
+#[doc(hidden)]
+pub fn into_lease_store(store: impl LeaseStore) -> Arc<dyn LeaseStore> {
+    Arc::new(store)
 }

@@ -20,7 +20,7 @@ fn ticket(d: LeaseDecision) -> (LeaseId, u64) {
     }
 }
 
-async fn leases_held(h: &Harness) -> (u64, u64) {
+async fn leases_held(h: &LeaseHarness) -> (u64, u64) {
     let s = h.store.lease_status(&h.key).await.unwrap();
     (s.held, s.waiting)
 }
@@ -28,7 +28,7 @@ async fn leases_held(h: &Harness) -> (u64, u64) {
 /// Leases: at most `cap` at once; a full cap refuses without changing
 /// anything; a release frees a slot at once; a second release says it
 /// held nothing.
-pub async fn leases_cap_holds_and_release_frees(h: Harness) {
+pub async fn leases_cap_holds_and_release_frees(h: LeaseHarness) {
     let req = LeaseRequest::new(2, secs(30));
     let a = lease(h.store.acquire_lease(&h.key, &req).await.unwrap());
     assert_eq!(a.expires, h.clock.now().saturating_add(secs(30)));
@@ -59,7 +59,7 @@ pub async fn leases_cap_holds_and_release_frees(h: Harness) {
 
 /// Leases expire unless renewed (a crashed holder's slot comes back);
 /// a renewed one lives on; an expired one cannot be renewed.
-pub async fn leases_expire_unless_renewed(h: Harness) {
+pub async fn leases_expire_unless_renewed(h: LeaseHarness) {
     let req = LeaseRequest::new(2, secs(10));
     let a = lease(h.store.acquire_lease(&h.key, &req).await.unwrap());
     let b = lease(h.store.acquire_lease(&h.key, &req).await.unwrap());
@@ -91,7 +91,7 @@ pub async fn leases_expire_unless_renewed(h: Harness) {
 /// without a ticket and a later ticket both wait for the first; a
 /// waiter that stops asking no longer holds the queue once its ticket
 /// expires; a ticket released leaves the queue at once.
-pub async fn lease_waiters_are_fifo(h: Harness) {
+pub async fn lease_waiters_are_fifo(h: LeaseHarness) {
     let ttl = secs(10);
     let req = LeaseRequest::new(1, ttl);
     let held = lease(h.store.acquire_lease(&h.key, &req).await.unwrap());
@@ -193,7 +193,7 @@ pub async fn lease_waiters_are_fifo(h: Harness) {
 
 /// Bad lease input (cap 0 or too large, a time to live of zero or over
 /// a day) is a typed error and changes nothing.
-pub async fn lease_bad_input_changes_nothing(h: Harness) {
+pub async fn lease_bad_input_changes_nothing(h: LeaseHarness) {
     let ok = LeaseRequest::new(1, secs(10));
     let a = lease(h.store.acquire_lease(&h.key, &ok).await.unwrap());
     for bad in [
@@ -224,7 +224,7 @@ pub async fn lease_bad_input_changes_nothing(h: Harness) {
 
 /// Under contention from many tasks, exactly `cap` leases are granted;
 /// leases live apart from the key's reservations and from other keys.
-pub async fn leases_contention_and_independence(h: Harness) {
+pub async fn leases_contention_and_independence(h: LeaseHarness) {
     let cap = 7;
     let mut tasks = Vec::new();
     for _ in 0..40 {

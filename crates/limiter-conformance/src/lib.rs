@@ -24,7 +24,7 @@
 //! |---|---|
 //! | [`admission`] | work conserving, never over-admitting, FIFO, waiting, contention |
 //! | [`input`] | bad input is a typed error that changes nothing |
-//! | [`settle`] | adjust, refund, cancelled waiters |
+//! | [`settle`](mod@settle) | adjust, refund, cancelled waiters |
 //! | [`dimensions`] | split input/output, burndown, images, per-second limits, smoothing |
 //! | [`windows`] | token buckets, calendar days in a time zone, rolling days |
 //! | [`cooldown`] | cooldowns shared through the store |
@@ -51,26 +51,47 @@ pub mod status;
 pub mod windows;
 
 pub use faulty::{Fault, FaultyStore};
-pub use harness::{bucket_width, eventually, run_check, settle, Harness};
+pub use harness::{bucket_width, eventually, run_check, settle, Harness, LeaseHarness};
+#[doc(hidden)]
+pub use harness::{into_lease_store, into_store};
 
 /// Stamps out every check of the suite as a `#[test]` over a store factory:
-/// an expression of type `Fn(ManualClock) -> impl Future<Output =
-/// Arc<dyn Store>>`, called once per test (and per property check).
+/// an expression of type `Fn(ManualClock) -> impl Future<Output = S>`, where
+/// `S` is a [`LeaseStore`](limiter_core::LeaseStore) (`Arc<dyn LeaseStore>`,
+/// say), called once per test (and per property check).
+///
+/// `conformance_suite!(admission_only: make)` stamps out all but the
+/// [`leases`] checks, for a store that is only a
+/// [`Store`](limiter_core::Store).
 ///
 /// The tests are written into modules named after the topics
-/// (`admission::fifo_small_never_overtakes_large`, ...), next to a function
-/// `conformance_store` that calls the factory.
+/// (`admission::fifo_small_never_overtakes_large`, ...), next to functions
+/// `conformance_store` (and `conformance_lease_store`) that call the
+/// factory.
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
-        fn conformance_store(
+        async fn conformance_lease_store(
             clock: $crate::__private::ManualClock,
-        ) -> impl ::std::future::Future<
-            Output = ::std::sync::Arc<dyn $crate::__private::Store>,
-        > {
-            ($make)(clock)
+        ) -> ::std::sync::Arc<dyn $crate::__private::LeaseStore> {
+            $crate::into_lease_store(($make)(clock).await)
         }
-        $crate::conformance_suite!(@checks admission:
+        $crate::conformance_suite!(admission_only: $make);
+        $crate::conformance_suite!(@checks leases, conformance_lease_store:
+            leases_cap_holds_and_release_frees,
+            leases_expire_unless_renewed,
+            lease_waiters_are_fifo,
+            lease_bad_input_changes_nothing,
+            leases_contention_and_independence,
+        );
+    };
+    (admission_only: $make:expr) => {
+        async fn conformance_store(
+            clock: $crate::__private::ManualClock,
+        ) -> ::std::sync::Arc<dyn $crate::__private::Store> {
+            $crate::into_store(($make)(clock).await)
+        }
+        $crate::conformance_suite!(@checks admission, conformance_store:
             admits_at_once_when_room,
             rolling_window_never_over_admits,
             guard_band_extends_the_window,
@@ -83,38 +104,31 @@ macro_rules! conformance_suite {
             contention_admits_exact_count,
             limits_can_change_at_run_time,
         );
-        $crate::conformance_suite!(@checks input:
+        $crate::conformance_suite!(@checks input, conformance_store:
             oversized_request_is_rejected,
             bad_input_changes_nothing,
         );
-        $crate::conformance_suite!(@checks settle:
+        $crate::conformance_suite!(@checks settle, conformance_store:
             adjust_down_frees_capacity,
             adjust_up_takes_capacity,
             adjust_by_record_id_from_another_limiter,
             refund_gives_back,
             dropped_waiter_gives_back,
         );
-        $crate::conformance_suite!(@checks dimensions:
+        $crate::conformance_suite!(@checks dimensions, conformance_store:
             split_input_output_limits,
             burndown_weights_output,
             images_per_window,
             requests_per_second,
             smoothing_spaces_requests,
         );
-        $crate::conformance_suite!(@checks windows:
+        $crate::conformance_suite!(@checks windows, conformance_store:
             token_bucket_refills,
             calendar_day_resets_at_pacific_midnight,
             rolling_day_limit,
         );
-        $crate::conformance_suite!(@checks cooldown: cooldown_is_shared_and_delays);
-        $crate::conformance_suite!(@checks status: status_reports_usage_and_queue);
-        $crate::conformance_suite!(@checks leases:
-            leases_cap_holds_and_release_frees,
-            leases_expire_unless_renewed,
-            lease_waiters_are_fifo,
-            lease_bad_input_changes_nothing,
-            leases_contention_and_independence,
-        );
+        $crate::conformance_suite!(@checks cooldown, conformance_store: cooldown_is_shared_and_delays);
+        $crate::conformance_suite!(@checks status, conformance_store: status_reports_usage_and_queue);
         mod props {
             #[test]
             fn prop_rolling_holds_limits_fifo_and_precision() {
@@ -130,14 +144,14 @@ macro_rules! conformance_suite {
             }
         }
     };
-    (@checks $topic:ident: $($name:ident),* $(,)?) => {
+    (@checks $topic:ident, $store:ident: $($name:ident),* $(,)?) => {
         mod $topic {
             $(
                 #[test]
                 fn $name() {
                     $crate::run_check(
                         stringify!($name),
-                        super::conformance_store,
+                        super::$store,
                         $crate::$topic::$name,
                     );
                 }
@@ -148,5 +162,5 @@ macro_rules! conformance_suite {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use limiter_core::{ManualClock, Store};
+    pub use limiter_core::{LeaseStore, ManualClock, Store};
 }

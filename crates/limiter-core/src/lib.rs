@@ -5,7 +5,9 @@
 //!
 //! - [`Limits`] of a key and the [`Cost`] of a request;
 //! - the FIFO admission algorithm as a pure state machine, [`KeyState`];
-//! - the [`Store`] trait that backends implement (the in-memory store in
+//! - the [`Store`] trait that backends implement, [`LeaseStore`] for the
+//!   stores that also hold concurrency leases, and [`delegate_store!`] for
+//!   stores that pass calls on to another (the in-memory store in
 //!   `limiter-memory`, Redis in `limiter-redis`) and the [`Clock`] trait with
 //!   the [`SystemClock`] and the [`ManualClock`] for tests;
 //! - [`Limiter`] and [`Permit`], what users call, and [`BlockingLimiter`] for
@@ -55,6 +57,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod calendar;
+mod delegate;
 mod error;
 pub mod lease;
 mod limiter;
@@ -76,5 +79,12 @@ pub use resilient::{
     Degradation, RecordOrigin, ResilientStore, ResilientStoreBuilder, RetryPolicy,
 };
 pub use state::KeyState;
-pub use store::{Decision, NotUntil, RecordId, Reservation, Status, Store, Usage};
+pub use store::{
+    CooldownEnd, Decision, LeaseStore, NotUntil, RecordId, Reservation, Status, Store, Usage,
+};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}
 pub use time::{Clock, ManualClock, Sleep, SystemClock, Timestamp};

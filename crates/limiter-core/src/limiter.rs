@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::limits::{Cost, Limits};
-use crate::store::{Decision, NotUntil, RecordId, Status, Store};
+use crate::store::{CooldownEnd, Decision, NotUntil, RecordId, Status, Store};
 use crate::time::{Clock, Timestamp};
 
 struct Inner {
@@ -285,15 +285,27 @@ impl Limiter {
     /// # Errors
     /// [`Error::Store`].
     pub async fn cool_down(&self, duration: Duration) -> Result<()> {
-        self.inner.store.cool_down(&self.inner.key, duration).await
+        self.inner
+            .store
+            .cool_down(&self.inner.key, CooldownEnd::After(duration))
+            .await
     }
 
-    /// The end of the cooldown in force, if any.
+    /// The end of the cooldown in force, if any, on the store's clock.
     ///
     /// # Errors
     /// [`Error::Store`].
+    pub async fn cooldown_end(&self) -> Result<Option<Timestamp>> {
+        self.inner.store.cooldown_end(&self.inner.key).await
+    }
+
+    /// The old name of [`cooldown_end`](Self::cooldown_end).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    #[deprecated(since = "0.2.0", note = "renamed `cooldown_end`")]
     pub async fn cooldown(&self) -> Result<Option<Timestamp>> {
-        self.inner.store.cooldown(&self.inner.key).await
+        self.cooldown_end().await
     }
 }
 

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::lease::{check_ttl, Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
 use crate::limits::{Cost, Limits};
 use crate::state::KeyState;
-use crate::store::{Decision, RecordId, Reservation, Status, Store};
+use crate::store::{CooldownEnd, Decision, LeaseStore, RecordId, Reservation, Status, Store};
 use crate::time::{Clock, Timestamp};
 
 /// Set on every id that did not come from the primary.
@@ -302,8 +302,8 @@ pub enum RecordOrigin {
 /// Builds a [`ResilientStore`]; see [`ResilientStore::builder`].
 #[derive(Debug)]
 pub struct ResilientStoreBuilder {
-    primary: Arc<dyn Store>,
-    fallback: Option<Arc<dyn Store>>,
+    primary: Arc<dyn LeaseStore>,
+    fallback: Option<Arc<dyn LeaseStore>>,
     retry: RetryPolicy,
     degradation: Degradation,
     probe_interval: Duration,
@@ -329,13 +329,13 @@ impl ResilientStoreBuilder {
     /// as the primary. Required by [`Degradation::Fallback`]; with
     /// [`Degradation::FailOpen`] it keeps cooldowns during an outage.
     #[must_use]
-    pub fn fallback(self, store: impl Store) -> Self {
+    pub fn fallback(self, store: impl LeaseStore) -> Self {
         self.fallback_shared(Arc::new(store))
     }
 
     /// [`fallback`](Self::fallback) with a store shared with other users.
     #[must_use]
-    pub fn fallback_shared(mut self, store: Arc<dyn Store>) -> Self {
+    pub fn fallback_shared(mut self, store: Arc<dyn LeaseStore>) -> Self {
         self.fallback = Some(store);
         self
     }
@@ -402,8 +402,8 @@ struct Health {
 }
 
 struct Inner {
-    primary: Arc<dyn Store>,
-    fallback: Option<Arc<dyn Store>>,
+    primary: Arc<dyn LeaseStore>,
+    fallback: Option<Arc<dyn LeaseStore>>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     degradation: Degradation,
@@ -432,7 +432,7 @@ struct Inner {
 ///   take during an outage is dropped with [`Degradation::FailOpen`] and
 ///   [`Degradation::Fallback`] (the primary keeps the reserved cost) and an
 ///   error with [`Degradation::FailClosed`].
-/// - [`cooldown`](Store::cooldown), [`set_cooldown`](Store::set_cooldown)
+/// - [`cooldown_end`](Store::cooldown_end), [`cool_down`](Store::cool_down)
 ///   and [`status`](Store::status) degrade too: fail closed returns the
 ///   error; fallback uses the local store (with its scaled limits); fail
 ///   open reports no cooldown (or the local store's, if one is set) and the
@@ -459,9 +459,9 @@ struct Inner {
 /// # Example
 ///
 /// ```
-/// use limiter_core::{Cost, Degradation, Limiter, Limits, ResilientStore, RetryPolicy, Store};
+/// use limiter_core::{Cost, Degradation, LeaseStore, Limiter, Limits, ResilientStore, RetryPolicy};
 ///
-/// async fn call_model(redis: impl Store, local: impl Store) -> limiter_core::Result<()> {
+/// async fn call_model(redis: impl LeaseStore, local: impl LeaseStore) -> limiter_core::Result<()> {
 ///     let store = ResilientStore::builder(redis)
 ///         .retry(RetryPolicy::new().max_retries(5))
 ///         // Four processes share the quota: each keeps a quarter locally.
@@ -544,13 +544,13 @@ impl ResilientStore {
     /// The default circuit-breaker pause: one second.
     pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-    /// A builder over `primary` (an `Arc<dyn Store>` is a store too).
-    pub fn builder(primary: impl Store) -> ResilientStoreBuilder {
+    /// A builder over `primary` (an `Arc<dyn LeaseStore>` is a store too).
+    pub fn builder(primary: impl LeaseStore) -> ResilientStoreBuilder {
         Self::builder_shared(Arc::new(primary))
     }
 
     /// A builder over a primary store shared with other users.
-    pub fn builder_shared(primary: Arc<dyn Store>) -> ResilientStoreBuilder {
+    pub fn builder_shared(primary: Arc<dyn LeaseStore>) -> ResilientStoreBuilder {
         ResilientStoreBuilder {
             primary,
             fallback: None,
@@ -700,7 +700,7 @@ impl ResilientStore {
 
     async fn local_cooldown(&self, key: &str) -> Option<Timestamp> {
         let fallback = self.inner.fallback.as_ref()?;
-        match fallback.cooldown(key).await {
+        match fallback.cooldown_end(key).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(key, error = %e, "the local store did not tell its cooldown");
@@ -790,7 +790,7 @@ impl ResilientStore {
     }
 
     /// Routes a settlement of a fallback reservation to the fallback.
-    fn fallback_for(&self, record: RecordId) -> Result<(&Arc<dyn Store>, RecordId)> {
+    fn fallback_for(&self, record: RecordId) -> Result<(&Arc<dyn LeaseStore>, RecordId)> {
         match &self.inner.fallback {
             Some(f) => Ok((f, RecordId(record.0 & LOCAL_MASK))),
             None => Err(Error::UnknownRecord(record)),
@@ -802,12 +802,14 @@ impl ResilientStore {
     /// (or nowhere, failing closed).
     async fn write_cooldown(&self, key: &str, end: CooldownEnd) -> Result<()> {
         let primary = &self.inner.primary;
-        let outcome = self.primary(end.op(), || end.write(&**primary, key)).await;
+        let outcome = self
+            .primary("cool_down", || primary.cool_down(key, end))
+            .await;
         let fallback = self.inner.fallback.as_ref();
         match outcome {
             Outcome::Done(Ok(())) => {
                 if let Some(f) = fallback {
-                    if let Err(e) = end.write(&**f, key).await {
+                    if let Err(e) = f.cool_down(key, end).await {
                         tracing::debug!(key, error = %e, "could not copy a cooldown to the local store");
                     }
                 }
@@ -816,7 +818,7 @@ impl ResilientStore {
             Outcome::Done(Err(e)) => Err(e),
             Outcome::Down(e) => match (self.inner.degradation, fallback) {
                 (Degradation::FailClosed, _) => Err(e),
-                (_, Some(f)) => end.write(&**f, key).await,
+                (_, Some(f)) => f.cool_down(key, end).await,
                 (_, None) => {
                     tracing::debug!(key, ?end, error = %e,
                         "primary store lost: the cooldown is not kept");
@@ -896,29 +898,6 @@ impl ResilientStore {
                     },
                 })
             }
-        }
-    }
-}
-
-/// The end of a cooldown: an instant, or a length from the store's now.
-#[derive(Clone, Copy, Debug)]
-enum CooldownEnd {
-    Until(Timestamp),
-    For(Duration),
-}
-
-impl CooldownEnd {
-    fn op(self) -> &'static str {
-        match self {
-            CooldownEnd::Until(_) => "set_cooldown",
-            CooldownEnd::For(_) => "cool_down",
-        }
-    }
-
-    async fn write(self, store: &dyn Store, key: &str) -> Result<()> {
-        match self {
-            CooldownEnd::Until(until) => store.set_cooldown(key, until).await,
-            CooldownEnd::For(duration) => store.cool_down(key, duration).await,
         }
     }
 }
@@ -1030,21 +1009,20 @@ impl Store for ResilientStore {
         }
     }
 
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        self.write_cooldown(key, CooldownEnd::Until(until)).await
+    async fn cool_down(&self, key: &str, end: CooldownEnd) -> Result<()> {
+        self.write_cooldown(key, end).await
     }
 
-    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        self.write_cooldown(key, CooldownEnd::For(duration)).await
-    }
-
-    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
+    async fn cooldown_end(&self, key: &str) -> Result<Option<Timestamp>> {
         let primary = &self.inner.primary;
-        match self.primary("cooldown", || primary.cooldown(key)).await {
+        match self
+            .primary("cooldown_end", || primary.cooldown_end(key))
+            .await
+        {
             Outcome::Done(done) => done,
             Outcome::Down(e) => match (self.inner.degradation, &self.inner.fallback) {
                 (Degradation::FailClosed, _) => Err(e),
-                (_, Some(f)) => f.cooldown(key).await,
+                (_, Some(f)) => f.cooldown_end(key).await,
                 (_, None) => Ok(None),
             },
         }
@@ -1070,6 +1048,13 @@ impl Store for ResilientStore {
         }
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for ResilientStore {
     async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
         let primary = &self.inner.primary;
         // A ticket from the fallback means nothing to the primary (and the
@@ -1180,10 +1165,6 @@ impl Store for ResilientStore {
                 }),
             },
         }
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock.clone()
     }
 }
 
@@ -1427,16 +1408,23 @@ mod tests {
         async fn refund(&self, _: &str, _: &Limits, _: RecordId) -> Result<()> {
             self.check()
         }
-        async fn set_cooldown(&self, _: &str, _: Timestamp) -> Result<()> {
+        async fn cool_down(&self, _: &str, _: CooldownEnd) -> Result<()> {
             self.check()
         }
-        async fn cooldown(&self, _: &str) -> Result<Option<Timestamp>> {
+        async fn cooldown_end(&self, _: &str) -> Result<Option<Timestamp>> {
             self.check().map(|()| None)
         }
         async fn status(&self, _: &str, limits: &Limits) -> Result<Status> {
             self.check()?;
             KeyState::new().status(limits, self.clock.now())
         }
+        fn clock(&self) -> Arc<dyn Clock> {
+            Arc::new(self.clock.clone())
+        }
+    }
+
+    #[async_trait]
+    impl LeaseStore for Tiny {
         async fn acquire_lease(&self, _: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
             self.check()?;
             let now = self.clock.now();
@@ -1461,9 +1449,6 @@ mod tests {
         async fn lease_status(&self, _: &str) -> Result<LeaseStatus> {
             self.check()?;
             LeaseState::new().status(self.clock.now())
-        }
-        fn clock(&self) -> Arc<dyn Clock> {
-            Arc::new(self.clock.clone())
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::delegate_store;
 use crate::error::{Error, Result};
 use crate::lease::{LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
 use crate::limits::{Cost, Dimension, Limits};
@@ -188,36 +189,25 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// [`Error::Store`].
     async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()>;
 
-    /// Pauses `key` until `until` for every caller sharing this store (a
-    /// provider answered 429). A later end replaces an earlier one; an
-    /// earlier one is ignored. Reservations made during the cooldown get
-    /// slots after it.
+    /// Pauses `key` for every caller sharing this store (a provider
+    /// answered 429), until the [`CooldownEnd`]: an instant, or a length from
+    /// the store's own "now" (the server's clock, for a remote store). A
+    /// later end replaces an earlier one; an earlier one is ignored.
+    /// Reservations made during the cooldown get slots after it.
+    ///
+    /// Prefer [`CooldownEnd::After`] to an instant computed locally: a host
+    /// whose clock is off would end the pause early or late for all.
     ///
     /// # Errors
     /// [`Error::Store`].
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()>;
+    async fn cool_down(&self, key: &str, end: CooldownEnd) -> Result<()>;
 
-    /// Pauses `key` for `duration` from the store's own "now" (the server's
-    /// clock, for a remote store), for every caller sharing the store; a
-    /// later end replaces an earlier one. Prefer this to
-    /// [`set_cooldown`](Store::set_cooldown) with a locally computed end: a
-    /// host whose clock is off would end the pause early or late for all.
-    ///
-    /// The provided implementation reads [`clock`](Store::clock); stores
-    /// with a clock of their own (Redis) compute the end there.
+    /// The end of the cooldown in force for `key`, if any, on the store's
+    /// clock.
     ///
     /// # Errors
     /// [`Error::Store`].
-    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        let until = self.clock().now().saturating_add(duration);
-        self.set_cooldown(key, until).await
-    }
-
-    /// The end of the cooldown in force for `key`, if any.
-    ///
-    /// # Errors
-    /// [`Error::Store`].
-    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>>;
+    async fn cooldown_end(&self, key: &str) -> Result<Option<Timestamp>>;
 
     /// Usage of every enabled limit, queue depth and cooldown of `key`.
     ///
@@ -226,6 +216,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// [`Error::Store`].
     async fn status(&self, key: &str, limits: &Limits) -> Result<Status>;
 
+    /// The clock callers wait on for their slots: a store's "now" and the
+    /// waiting of its callers must agree.
+    fn clock(&self) -> Arc<dyn Clock>;
+}
+
+/// Concurrency leases, a capability a [`Store`] opts into: a cap on how
+/// many leases of a key are held at once (open live sessions, requests in
+/// flight), with FIFO tickets for those who queue, each lease kept alive by
+/// renewal and lost at its time to live, so that a crashed holder's place
+/// comes back on its own.
+///
+/// Every store of this workspace has them; the conformance suite's
+/// `leases` checks pin the semantics ([`LeaseState`](crate::LeaseState)
+/// is the state machine). Leases live beside the key's reservations and do
+/// not count in them.
+#[async_trait]
+pub trait LeaseStore: Store {
     /// Asks for a lease under a concurrency cap for `key` (an open session,
     /// say), queueing for one when asked to: the semantics of
     /// [`LeaseState::acquire`](crate::LeaseState::acquire). Leases live beside the key's reservations
@@ -262,75 +269,28 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`Error::Store`].
     async fn lease_status(&self, key: &str) -> Result<LeaseStatus>;
-
-    /// The clock callers wait on for their slots: a store's "now" and the
-    /// waiting of its callers must agree.
-    fn clock(&self) -> Arc<dyn Clock>;
 }
 
-macro_rules! forward_store {
-    ($($ty:ty),*) => {$(
-        #[async_trait]
-        impl<S: Store + ?Sized> Store for $ty {
-            async fn reserve(
-                &self,
-                key: &str,
-                limits: &Limits,
-                cost: &Cost,
-                max_wait: Option<Duration>,
-            ) -> Result<Decision> {
-                (**self).reserve(key, limits, cost, max_wait).await
-            }
-            async fn adjust(
-                &self,
-                key: &str,
-                limits: &Limits,
-                record: RecordId,
-                actual: &Cost,
-            ) -> Result<()> {
-                (**self).adjust(key, limits, record, actual).await
-            }
-            async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
-                (**self).refund(key, limits, record).await
-            }
-            async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-                (**self).set_cooldown(key, until).await
-            }
-            async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-                (**self).cool_down(key, duration).await
-            }
-            async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
-                (**self).cooldown(key).await
-            }
-            async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
-                (**self).status(key, limits).await
-            }
-            async fn acquire_lease(
-                &self,
-                key: &str,
-                request: &LeaseRequest,
-            ) -> Result<LeaseDecision> {
-                (**self).acquire_lease(key, request).await
-            }
-            async fn renew_lease(
-                &self,
-                key: &str,
-                lease: LeaseId,
-                ttl: Duration,
-            ) -> Result<Option<Timestamp>> {
-                (**self).renew_lease(key, lease, ttl).await
-            }
-            async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
-                (**self).release_lease(key, lease).await
-            }
-            async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
-                (**self).lease_status(key).await
-            }
-            fn clock(&self) -> Arc<dyn Clock> {
-                (**self).clock()
-            }
+delegate_store!(impl[S: Store + ?Sized] Store for Arc<S>, to |s| &**s);
+delegate_store!(impl[S: Store + ?Sized] Store for Box<S>, to |s| &**s);
+delegate_store!(impl[S: LeaseStore + ?Sized] LeaseStore for Arc<S>, to |s| &**s);
+delegate_store!(impl[S: LeaseStore + ?Sized] LeaseStore for Box<S>, to |s| &**s);
+
+/// The end of a cooldown ([`Store::cool_down`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CooldownEnd {
+    /// At this instant, on the store's clock.
+    At(Timestamp),
+    /// This long after the store's own "now".
+    After(Duration),
+}
+
+impl CooldownEnd {
+    /// The instant this end falls on, for a store whose "now" is `now`.
+    pub fn at(self, now: Timestamp) -> Timestamp {
+        match self {
+            CooldownEnd::At(t) => t,
+            CooldownEnd::After(d) => now.saturating_add(d),
         }
-    )*};
+    }
 }
-
-forward_store!(Arc<S>, Box<S>);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use limiter_core::{Degradation, ManualClock, ResilientStore, Store};
+use limiter_core::{Degradation, LeaseStore, ManualClock, ResilientStore};
 use limiter_memory::MemoryStore;
 
 limiter_conformance::conformance_suite!(|clock: ManualClock| async move {
@@ -13,5 +13,5 @@ limiter_conformance::conformance_suite!(|clock: ManualClock| async move {
         .fallback(MemoryStore::with_clock(clock))
         .build()
         .expect("valid settings");
-    Arc::new(store) as Arc<dyn Store>
+    Arc::new(store) as Arc<dyn LeaseStore>
 });

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use limiter_conformance::{settle, Fault, FaultyStore};
 use limiter_core::{
-    Clock, Cost, Decision, Degradation, Dimension, Error, Lease, LeaseDecision, LeaseRequest,
-    Limiter, Limits, ManualClock, RecordId, RecordOrigin, Reservation, ResilientStore, RetryPolicy,
-    Store, Timestamp,
+    Clock, CooldownEnd, Cost, Decision, Degradation, Dimension, Error, Lease, LeaseDecision,
+    LeaseRequest, LeaseStore, Limiter, Limits, ManualClock, RecordId, RecordOrigin, Reservation,
+    ResilientStore, RetryPolicy, Store, Timestamp,
 };
 use limiter_memory::MemoryStore;
 
@@ -140,7 +140,7 @@ async fn jittered_delay_stays_within_its_bounds() {
         );
         r.faulty.fail_next(1, Fault::Retryable);
         let store = r.store.clone();
-        let task = tokio::spawn(async move { store.cooldown(KEY).await });
+        let task = tokio::spawn(async move { store.cooldown_end(KEY).await });
         settle().await;
         let mut waited = 0;
         while r.faulty.calls() < 2 {
@@ -178,7 +178,7 @@ async fn non_retryable_errors_are_returned_at_once() {
             "{e}"
         );
         assert!(now(r.store.status(KEY, &limits)).is_err());
-        assert!(now(r.store.set_cooldown(KEY, r.clock.now())).is_err());
+        assert!(now(r.store.cool_down(KEY, CooldownEnd::At(r.clock.now()))).is_err());
         assert_eq!(r.faulty.calls(), 3);
         assert!(r.local.is_empty(), "{degradation:?} used the fallback");
         assert!(!r.store.is_primary_down());
@@ -242,9 +242,9 @@ async fn fail_closed_returns_the_error_after_every_retry() {
     assert!(is_outage(
         &now(q.store.refund(KEY, &limits, id)).unwrap_err()
     ));
-    assert!(is_outage(&now(q.store.cooldown(KEY)).unwrap_err()));
+    assert!(is_outage(&now(q.store.cooldown_end(KEY)).unwrap_err()));
     assert!(is_outage(
-        &now(q.store.set_cooldown(KEY, q.clock.now())).unwrap_err()
+        &now(q.store.cool_down(KEY, CooldownEnd::At(q.clock.now()))).unwrap_err()
     ));
     assert!(is_outage(&now(q.store.status(KEY, &limits)).unwrap_err()));
     // Bad input is still a typed error during the outage.
@@ -314,7 +314,7 @@ async fn fail_open_admits_at_once_and_ignores_settlement() {
     assert_eq!(s.get(Dimension::Rpm).unwrap().used, 0);
     assert_eq!(s.get(Dimension::Tpm).unwrap().limit, 100);
     assert_eq!((s.queue_depth, s.cooldown_until), (0, None));
-    assert_eq!(now(r.store.cooldown(KEY)).unwrap(), None);
+    assert_eq!(now(r.store.cooldown_end(KEY)).unwrap(), None);
 
     // Once the primary is back, fail-open ids still go nowhere, here or in
     // another process's store.
@@ -337,11 +337,11 @@ async fn fail_open_keeps_cooldowns_in_the_local_store() {
     let limits = Limits::new().rpm(10);
     let t = r.clock.now();
     let until = t.saturating_add(Duration::from_secs(30));
-    now(r.store.set_cooldown(KEY, until)).unwrap();
-    assert_eq!(now(r.local.cooldown(KEY)).unwrap(), Some(until));
+    now(r.store.cool_down(KEY, CooldownEnd::At(until))).unwrap();
+    assert_eq!(now(r.local.cooldown_end(KEY)).unwrap(), Some(until));
 
     r.faulty.set_fault(Fault::Retryable);
-    assert_eq!(now(r.store.cooldown(KEY)).unwrap(), Some(until));
+    assert_eq!(now(r.store.cooldown_end(KEY)).unwrap(), Some(until));
     match now(r
         .store
         .reserve(KEY, &limits, &Cost::request(), Some(Duration::ZERO)))
@@ -354,8 +354,8 @@ async fn fail_open_keeps_cooldowns_in_the_local_store() {
     assert_eq!(res.slot, until);
     assert_eq!(ResilientStore::origin(res.record), RecordOrigin::FailOpen);
     let later = t.saturating_add(Duration::from_secs(60));
-    now(r.store.set_cooldown(KEY, later)).unwrap();
-    assert_eq!(now(r.store.cooldown(KEY)).unwrap(), Some(later));
+    now(r.store.cool_down(KEY, CooldownEnd::At(later))).unwrap();
+    assert_eq!(now(r.store.cooldown_end(KEY)).unwrap(), Some(later));
     assert_eq!(
         now(r.store.status(KEY, &limits)).unwrap().cooldown_until,
         Some(later)
@@ -368,8 +368,8 @@ async fn fail_open_keeps_cooldowns_in_the_local_store() {
         .retry(RetryPolicy::none())
         .build()
         .unwrap();
-    now(bare.set_cooldown(KEY, later)).unwrap();
-    assert_eq!(now(bare.cooldown(KEY)).unwrap(), None);
+    now(bare.cool_down(KEY, CooldownEnd::At(later))).unwrap();
+    assert_eq!(now(bare.cooldown_end(KEY)).unwrap(), None);
 }
 
 /// Fallback: the local store admits this process's share of every limit;
@@ -512,9 +512,9 @@ async fn fallback_keeps_cooldown_and_status() {
     let limits = Limits::new().rpm(10);
     r.faulty.set_fault(Fault::Retryable);
     let until = r.clock.now().saturating_add(Duration::from_secs(5));
-    now(r.store.set_cooldown(KEY, until)).unwrap();
-    assert_eq!(now(r.local.cooldown(KEY)).unwrap(), Some(until));
-    assert_eq!(now(r.store.cooldown(KEY)).unwrap(), Some(until));
+    now(r.store.cool_down(KEY, CooldownEnd::At(until))).unwrap();
+    assert_eq!(now(r.local.cooldown_end(KEY)).unwrap(), Some(until));
+    assert_eq!(now(r.store.cooldown_end(KEY)).unwrap(), Some(until));
     let res = reserved(now(r.store.reserve(KEY, &limits, &Cost::request(), None)).unwrap());
     assert_eq!(res.slot, until);
     let s = now(r.store.status(KEY, &limits)).unwrap();
@@ -523,7 +523,7 @@ async fn fallback_keeps_cooldown_and_status() {
     assert_eq!(s.get(Dimension::Rpm).unwrap().limit, 5);
     // None of it reached the primary.
     r.faulty.set_fault(Fault::Healthy);
-    assert_eq!(now(r.primary.cooldown(KEY)).unwrap(), None);
+    assert_eq!(now(r.primary.cooldown_end(KEY)).unwrap(), None);
 }
 
 /// Service resumes with no restart: after the breaker's pause one call
@@ -576,10 +576,10 @@ async fn service_resumes_after_the_breaker_pause() {
     // Without a breaker, the first call after the primary returns uses it.
     let q = quick(Degradation::FailClosed);
     q.faulty.set_fault(Fault::Retryable);
-    assert!(now(q.store.cooldown(KEY)).is_err());
+    assert!(now(q.store.cooldown_end(KEY)).is_err());
     assert!(q.store.is_primary_down());
     q.faulty.set_fault(Fault::Healthy);
-    assert_eq!(now(q.store.cooldown(KEY)).unwrap(), None);
+    assert_eq!(now(q.store.cooldown_end(KEY)).unwrap(), None);
     assert!(!q.store.is_primary_down());
 }
 

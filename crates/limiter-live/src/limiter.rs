@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::{
-    lease::check_ttl, Clock, Cost, Dimension, LeaseDecision, LeaseRequest, Limiter, Store,
+    lease::check_ttl, Clock, Cost, Dimension, LeaseDecision, LeaseRequest, LeaseStore, Limiter,
     Timestamp,
 };
 use parking_lot::Mutex;
@@ -35,7 +35,7 @@ struct Tables {
 }
 
 pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) clock: Arc<dyn Clock>,
     custom: HashMap<String, LiveLimits>,
     #[cfg(feature = "models")]
@@ -99,7 +99,7 @@ impl fmt::Debug for LiveLimiter {
 /// Builds a [`LiveLimiter`]; see [`LiveLimiter::builder`].
 #[derive(Debug)]
 pub struct LiveLimiterBuilder {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LeaseStore>,
     custom: HashMap<String, LiveLimits>,
     #[cfg(feature = "models")]
     tables: Option<Tables>,
@@ -242,14 +242,14 @@ impl LiveLimiter {
     /// The default poll interval: 100 ms.
     pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
 
-    /// A builder over `store` (any [`Store`]: memory, Redis, or a
+    /// A builder over `store` (any [`LeaseStore`]: memory, Redis, or a
     /// resilient wrapper).
-    pub fn builder(store: impl Store) -> LiveLimiterBuilder {
+    pub fn builder(store: impl LeaseStore) -> LiveLimiterBuilder {
         Self::builder_shared(Arc::new(store))
     }
 
     /// [`builder`](Self::builder) over a shared store.
-    pub fn builder_shared(store: Arc<dyn Store>) -> LiveLimiterBuilder {
+    pub fn builder_shared(store: Arc<dyn LeaseStore>) -> LiveLimiterBuilder {
         LiveLimiterBuilder {
             store,
             custom: HashMap::new(),
@@ -263,7 +263,7 @@ impl LiveLimiter {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
         &self.inner.store
     }
 
@@ -287,7 +287,7 @@ impl LiveLimiter {
                 return Ok(None);
             }
             Ok(Some(
-                Limiter::builder_shared(self.inner.store.clone(), key)
+                Limiter::builder(self.inner.store.clone(), key)
                     .limits(limits)
                     .build()?,
             ))
@@ -402,7 +402,7 @@ impl LiveLimiter {
         };
         let cooldown_until = match &sessions {
             Some(s) => s.cooldown_until,
-            None => store.cooldown(&m.key).await?,
+            None => store.cooldown_end(&m.key).await?,
         };
         let now = [
             sessions.as_ref().map(|s| s.now),
@@ -475,7 +475,7 @@ impl LiveLimiter {
             max_wait,
         };
         // 1. A cooldown: wait it out, or give up at once.
-        if let Some(until) = self.inner.store.cooldown(&m.key).await? {
+        if let Some(until) = self.inner.store.cooldown_end(&m.key).await? {
             let now = clock.now();
             if until > deadline {
                 return Err(refuse(Unavailable::CoolingDown {
@@ -623,7 +623,11 @@ impl LiveLimiter {
     /// [`Error::Limiter`]).
     pub async fn trigger_cooldown(&self, model: &str, duration: Duration) -> Result<()> {
         let m = self.resolve(model)?;
-        Ok(self.inner.store.cool_down(&m.key, duration).await?)
+        Ok(self
+            .inner
+            .store
+            .cool_down(&m.key, limiter_core::CooldownEnd::After(duration))
+            .await?)
     }
 
     /// The end of the cooldown of `model` in force, if any.
@@ -632,7 +636,7 @@ impl LiveLimiter {
     /// As [`trigger_cooldown`](Self::trigger_cooldown).
     pub async fn cooldown(&self, model: &str) -> Result<Option<Timestamp>> {
         let m = self.resolve(model)?;
-        Ok(self.inner.store.cooldown(&m.key).await?)
+        Ok(self.inner.store.cooldown_end(&m.key).await?)
     }
 
     pub(crate) fn max_wait(&self) -> Duration {

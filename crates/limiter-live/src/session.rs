@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{Clock, Cost, Decision, LeaseId, RecordId, Store, Timestamp};
+use limiter_core::{Clock, Cost, Decision, LeaseId, LeaseStore, RecordId, Store, Timestamp};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 /// is granted ([`renew_every`](Self::renew_every)) until the guard is
 /// released or dropped.
 pub(crate) struct LeaseGuard {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LeaseStore>,
     key: String,
     id: Option<LeaseId>,
     renewer: Option<JoinHandle<()>>,
@@ -26,7 +26,7 @@ pub(crate) struct LeaseGuard {
 }
 
 impl LeaseGuard {
-    pub(crate) fn new(store: Arc<dyn Store>, key: String, id: Option<LeaseId>) -> Self {
+    pub(crate) fn new(store: Arc<dyn LeaseStore>, key: String, id: Option<LeaseId>) -> Self {
         LeaseGuard {
             store,
             key,
@@ -102,7 +102,7 @@ impl LeaseGuard {
     }
 }
 
-async fn release(store: &dyn Store, key: &str, id: LeaseId) {
+async fn release(store: &dyn LeaseStore, key: &str, id: LeaseId) {
     if let Err(e) = store.release_lease(key, id).await {
         tracing::warn!(key, lease = %id, error = %e,
             "could not release a live-session lease; it expires by its time to live");
@@ -382,7 +382,7 @@ impl LiveSession {
             .shared
             .limiter
             .store()
-            .cool_down(&m.key, duration)
+            .cool_down(&m.key, limiter_core::CooldownEnd::After(duration))
             .await?)
     }
 

@@ -4,10 +4,10 @@ mod common;
 
 use std::sync::Arc;
 
-use limiter_core::{ManualClock, Store};
+use limiter_core::{LeaseStore, ManualClock};
 use limiter_memory::MemoryStore;
 
-async fn memory(clock: ManualClock) -> (Arc<dyn Store>, common::Guard) {
+async fn memory(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
     (Arc::new(MemoryStore::with_clock(clock)), Box::new(()))
 }
 

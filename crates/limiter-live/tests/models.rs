@@ -42,7 +42,7 @@ async fn builtin_live_limits_apply_by_alias_under_the_canonical_key() {
         }) => assert_eq!(model, "gemini-2.0-flash-live-001"),
         other => panic!("{other:?}"),
     }
-    use limiter_core::Store;
+    use limiter_core::LeaseStore;
     assert_eq!(
         store
             .lease_status("live:gemini-2.0-flash-live-001")

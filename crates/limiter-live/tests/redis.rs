@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use limiter_core::{ManualClock, Store};
+use limiter_core::{LeaseStore, ManualClock};
 use limiter_redis::{FredStore, RedisStore};
 use limiter_test_redis::RedisServer;
 
@@ -24,7 +24,7 @@ async fn server() -> (String, String) {
 mod redis_rs {
     use super::*;
 
-    async fn redis_rs(clock: ManualClock) -> (Arc<dyn Store>, common::Guard) {
+    async fn redis_rs(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
         let (url, prefix) = server().await;
         let store = RedisStore::builder()
             .url(url)
@@ -42,7 +42,7 @@ mod redis_rs {
 mod fred {
     use super::*;
 
-    async fn fred(clock: ManualClock) -> (Arc<dyn Store>, common::Guard) {
+    async fn fred(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
         let (url, prefix) = server().await;
         let store = FredStore::builder()
             .url(url)

@@ -39,8 +39,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use limiter_core::{
-    Clock, Cost, Decision, KeyState, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus,
-    Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
+    Clock, CooldownEnd, Cost, Decision, KeyState, LeaseDecision, LeaseId, LeaseRequest, LeaseState,
+    LeaseStatus, LeaseStore, Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
 };
 use parking_lot::Mutex;
 
@@ -243,18 +243,18 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
+    async fn cool_down(&self, key: &str, end: CooldownEnd) -> Result<()> {
         let limits = self
             .inner
             .keys
             .get(key)
             .map(|e| e.lock().limits)
             .unwrap_or_default();
-        self.with_key(key, &limits, |s, _| s.set_cooldown(until));
+        self.with_key(key, &limits, |s, now| s.set_cooldown(end.at(now)));
         Ok(())
     }
 
-    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
+    async fn cooldown_end(&self, key: &str) -> Result<Option<Timestamp>> {
         let now = self.inner.clock.now();
         Ok(self
             .inner
@@ -272,6 +272,13 @@ impl Store for MemoryStore {
         }
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
     async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
         request.validate()?;
         self.with_leases(key, true, |l, now| l.acquire(request, now))
@@ -292,9 +299,5 @@ impl Store for MemoryStore {
 
     async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
         self.with_leases(key, false, |l, now| l.status(now))
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock.clone()
     }
 }

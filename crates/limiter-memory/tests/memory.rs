@@ -117,7 +117,10 @@ async fn idle_keys_are_swept() {
     assert_eq!(store.len(), 1);
     // A cooldown keeps a key alive until it ends.
     store
-        .set_cooldown("cool", clock.now().saturating_add(Duration::from_secs(60)))
+        .cool_down(
+            "cool",
+            limiter_core::CooldownEnd::At(clock.now().saturating_add(Duration::from_secs(60))),
+        )
         .await
         .unwrap();
     store.sweep();

@@ -9,7 +9,7 @@ use limiter_core::{TimeZone, Timestamp};
 
 use crate::retry_after::RetryHint;
 
-/// How a provider pushed back on a call: what a [`Router`] does next
+/// How a provider pushed back on a call: what a [`Router`](crate::Router) does next
 /// depends on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -34,7 +34,7 @@ pub enum Pushback {
     /// The provider is over capacity (Anthropic 529 `overloaded_error`):
     /// not this account's quota. The router tries the next model; it cools
     /// the model down only if the provider gave a delay or the router's
-    /// [`overload_cooldown`](RouterBuilder::overload_cooldown) is set.
+    /// [`overload_cooldown`](crate::RouterBuilder::overload_cooldown) is set.
     Overloaded {
         /// The delay the provider asked for, if it said.
         retry_after: Option<Duration>,
@@ -167,7 +167,7 @@ pub fn until_pacific_midnight(now: Timestamp) -> Duration {
     Duration::from_micros(u64::try_from(next - now_us).unwrap_or(0))
 }
 
-/// An error type a [`Router`] can classify: the extension point for the
+/// An error type a [`Router`](crate::Router) can classify: the extension point for the
 /// caller's own error type (an HTTP client's error, an SDK's error).
 ///
 /// ```

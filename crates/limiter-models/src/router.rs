@@ -238,7 +238,7 @@ pub struct Routed<T> {
 
 impl<T> Routed<T> {
     /// Settles the permit with the usage the provider reported, e.g. an
-    /// [`OpenAiUsage`] or a [`GeminiUsage`].
+    /// [`OpenAiUsage`](crate::OpenAiUsage) or a [`GeminiUsage`](crate::GeminiUsage).
     ///
     /// # Errors
     /// As [`Permit::adjust`].
@@ -429,7 +429,7 @@ impl Router {
         for route in &self.routes {
             let limiter = &route.limiter;
             let now = limiter.store().clock().now();
-            if let Some(until) = limiter.cooldown().await? {
+            if let Some(until) = limiter.cooldown_end().await? {
                 if until > now {
                     refusals.push(ModelRefusal {
                         model: route.name.clone(),

@@ -93,5 +93,5 @@ async fn snapshot_and_canonical_name_share_quota_and_cooldown() {
     let status = a.status().await.unwrap();
     assert_eq!(status.get(Dimension::Rpm).unwrap().used, 2);
     a.cool_down(Duration::from_secs(30)).await.unwrap();
-    assert!(b.cooldown().await.unwrap().is_some());
+    assert!(b.cooldown_end().await.unwrap().is_some());
 }

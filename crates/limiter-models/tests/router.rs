@@ -116,10 +116,13 @@ async fn falls_back_on_429_and_cools_the_model_down_for_retry_after() {
     );
     let a = router.limiter("a").unwrap();
     assert_eq!(
-        a.cooldown().await.unwrap(),
+        a.cooldown_end().await.unwrap(),
         Some(t0.saturating_add(10 * SEC))
     );
-    assert_eq!(router.limiter("b").unwrap().cooldown().await.unwrap(), None);
+    assert_eq!(
+        router.limiter("b").unwrap().cooldown_end().await.unwrap(),
+        None
+    );
     // The rejected request reached the provider: its reservation stands.
     let status = a.status().await.unwrap();
     assert_eq!(status.get(Dimension::Rpm).unwrap().used, 1);
@@ -213,7 +216,7 @@ async fn gemini_retry_delay_is_the_cooldown_not_lengthened() {
     assert_eq!(routed.model, "gpt-4o-mini");
     let gemini = router.limiter("gemini-2.5-flash").unwrap();
     assert_eq!(
-        gemini.cooldown().await.unwrap(),
+        gemini.cooldown_end().await.unwrap(),
         Some(t0.saturating_add(17 * SEC))
     );
     // A fractional delay is kept exactly too.
@@ -229,7 +232,7 @@ async fn gemini_retry_delay_is_the_cooldown_not_lengthened() {
     .await
     .unwrap();
     assert_eq!(
-        gemini.cooldown().await.unwrap(),
+        gemini.cooldown_end().await.unwrap(),
         Some(t1.saturating_add(Duration::from_millis(1500)))
     );
 }
@@ -260,7 +263,7 @@ async fn daily_quota_cools_down_until_pacific_midnight() {
         router
             .limiter("gemini-2.5-pro")
             .unwrap()
-            .cooldown()
+            .cooldown_end()
             .await
             .unwrap(),
         Some(midnight)
@@ -285,7 +288,7 @@ async fn quota_without_reset_uses_the_quota_cooldown() {
     .unwrap();
     assert_eq!(routed.model, "b");
     assert_eq!(
-        router.limiter("a").unwrap().cooldown().await.unwrap(),
+        router.limiter("a").unwrap().cooldown_end().await.unwrap(),
         Some(t0.saturating_add(2 * 3600 * SEC))
     );
 }
@@ -315,7 +318,7 @@ async fn unparsable_delay_falls_back_to_the_default_cooldown() {
         }
     );
     assert_eq!(
-        router.limiter("a").unwrap().cooldown().await.unwrap(),
+        router.limiter("a").unwrap().cooldown_end().await.unwrap(),
         Some(t0.saturating_add(45 * SEC))
     );
 }
@@ -338,7 +341,10 @@ async fn other_errors_return_at_once() {
         other => panic!("expected the call's error, got {other:?}"),
     }
     assert_eq!(calls.get(), ["a"]);
-    assert_eq!(router.limiter("a").unwrap().cooldown().await.unwrap(), None);
+    assert_eq!(
+        router.limiter("a").unwrap().cooldown_end().await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -417,7 +423,12 @@ async fn overload_tries_the_next_model_without_cooling_down() {
         }
     );
     assert_eq!(
-        router.limiter("claude").unwrap().cooldown().await.unwrap(),
+        router
+            .limiter("claude")
+            .unwrap()
+            .cooldown_end()
+            .await
+            .unwrap(),
         None
     );
 }
@@ -497,7 +508,7 @@ async fn max_cooldown_caps_the_provider_delay() {
     .await
     .unwrap();
     assert_eq!(
-        router.limiter("a").unwrap().cooldown().await.unwrap(),
+        router.limiter("a").unwrap().cooldown_end().await.unwrap(),
         Some(t0.saturating_add(600 * SEC))
     );
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use limiter_core::lease::check_ttl;
 use limiter_core::{
-    Clock, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus, Limits, RecordId,
-    Result, Status, SystemClock, Timestamp,
+    Clock, CooldownEnd, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus,
+    LeaseStore, Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
 };
 
 use crate::args::{self, Op};
@@ -41,13 +41,6 @@ impl fmt::Debug for TimeSource {
     }
 }
 
-/// What a cooldown call does.
-enum CooldownSet {
-    Until(Timestamp),
-    For(Duration),
-    Get,
-}
-
 #[derive(Debug)]
 pub(crate) struct Core<B> {
     pub(crate) backend: B,
@@ -71,7 +64,55 @@ impl<B: Backend> Core<B> {
         Ok((plan, args))
     }
 
-    pub(crate) async fn reserve(
+    /// Runs the cooldown script: sets `end` when given, and reads the end
+    /// in force.
+    async fn cooldown_call(
+        &self,
+        key: &str,
+        set: Option<CooldownEnd>,
+    ) -> Result<Option<Timestamp>> {
+        let [state, ..] = self.layout.keys(key);
+        let mut args = vec![args::now_arg(self.now())];
+        // Keep the key a minute past the cooldown's end.
+        let keep = "60000".to_string();
+        match set {
+            Some(CooldownEnd::At(until)) => {
+                args.extend(["set".to_string(), until.as_micros().to_string(), keep]);
+            }
+            Some(CooldownEnd::After(d)) => {
+                let us = u64::try_from(d.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .min(1 << 52);
+                args.extend(["for".to_string(), us.to_string(), keep]);
+            }
+            None => args.push("get".to_string()),
+        }
+        let reply = self.backend.eval(Op::Cooldown, &[state], args).await?;
+        match reply.as_slice() {
+            [0] => Ok(None),
+            [t] if *t > 0 => Ok(Some(Timestamp::from_micros(*t as u64))),
+            other => Err(limiter_core::Error::store(
+                format!("unexpected reply from the cooldown script: {other:?}"),
+                false,
+            )),
+        }
+    }
+
+    /// Runs the lease script: `op` and its arguments after "now".
+    async fn lease_call(&self, key: &str, op: &str, rest: &[String]) -> Result<Vec<i64>> {
+        let mut args = Vec::with_capacity(2 + rest.len());
+        args.push(args::lease_now_arg(self.now())?);
+        args.push(op.to_string());
+        args.extend_from_slice(rest);
+        self.backend
+            .eval(Op::Lease, &self.layout.lease_keys(key), args)
+            .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for Core<B> {
+    async fn reserve(
         &self,
         key: &str,
         limits: &Limits,
@@ -89,7 +130,7 @@ impl<B: Backend> Core<B> {
         args::decode_reserve(&reply)
     }
 
-    pub(crate) async fn adjust(
+    async fn adjust(
         &self,
         key: &str,
         limits: &Limits,
@@ -107,7 +148,7 @@ impl<B: Backend> Core<B> {
         args::decode_done("adjust", record, &reply)
     }
 
-    pub(crate) async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
+    async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
         let (_, mut args) = self.args(limits)?;
         args.push(record.0.to_string());
         let reply = self
@@ -117,7 +158,7 @@ impl<B: Backend> Core<B> {
         args::decode_done("refund", record, &reply)
     }
 
-    pub(crate) async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
+    async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
         let (_, args) = self.args(limits)?;
         let reply = self
             .backend
@@ -126,66 +167,25 @@ impl<B: Backend> Core<B> {
         args::decode_status(limits, &reply)
     }
 
-    async fn cooldown_call(&self, key: &str, set: CooldownSet) -> Result<Option<Timestamp>> {
-        let [state, ..] = self.layout.keys(key);
-        let mut args = vec![args::now_arg(self.now())];
-        // Keep the key a minute past the cooldown's end.
-        let keep = "60000".to_string();
-        match set {
-            CooldownSet::Until(until) => {
-                args.extend(["set".to_string(), until.as_micros().to_string(), keep]);
-            }
-            CooldownSet::For(d) => {
-                let us = u64::try_from(d.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .min(1 << 52);
-                args.extend(["for".to_string(), us.to_string(), keep]);
-            }
-            CooldownSet::Get => args.push("get".to_string()),
-        }
-        let reply = self.backend.eval(Op::Cooldown, &[state], args).await?;
-        match reply.as_slice() {
-            [0] => Ok(None),
-            [t] if *t > 0 => Ok(Some(Timestamp::from_micros(*t as u64))),
-            other => Err(limiter_core::Error::store(
-                format!("unexpected reply from the cooldown script: {other:?}"),
-                false,
-            )),
+    async fn cool_down(&self, key: &str, end: CooldownEnd) -> Result<()> {
+        self.cooldown_call(key, Some(end)).await.map(|_| ())
+    }
+
+    async fn cooldown_end(&self, key: &str) -> Result<Option<Timestamp>> {
+        self.cooldown_call(key, None).await
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        match &self.time {
+            TimeSource::Server => Arc::new(SystemClock),
+            TimeSource::Clock(c) => c.clone(),
         }
     }
+}
 
-    pub(crate) async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        self.cooldown_call(key, CooldownSet::Until(until))
-            .await
-            .map(|_| ())
-    }
-
-    pub(crate) async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        self.cooldown_call(key, CooldownSet::For(duration))
-            .await
-            .map(|_| ())
-    }
-
-    pub(crate) async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
-        self.cooldown_call(key, CooldownSet::Get).await
-    }
-
-    /// Runs the lease script: `op` and its arguments after "now".
-    async fn lease_call(&self, key: &str, op: &str, rest: &[String]) -> Result<Vec<i64>> {
-        let mut args = Vec::with_capacity(2 + rest.len());
-        args.push(args::lease_now_arg(self.now())?);
-        args.push(op.to_string());
-        args.extend_from_slice(rest);
-        self.backend
-            .eval(Op::Lease, &self.layout.lease_keys(key), args)
-            .await
-    }
-
-    pub(crate) async fn acquire_lease(
-        &self,
-        key: &str,
-        request: &LeaseRequest,
-    ) -> Result<LeaseDecision> {
+#[async_trait]
+impl<B: Backend> LeaseStore for Core<B> {
+    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
         request.validate()?;
         let rest = [
             request.cap.to_string(),
@@ -197,7 +197,7 @@ impl<B: Backend> Core<B> {
         args::decode_lease_acquire(&reply)
     }
 
-    pub(crate) async fn renew_lease(
+    async fn renew_lease(
         &self,
         key: &str,
         lease: LeaseId,
@@ -209,116 +209,25 @@ impl<B: Backend> Core<B> {
         args::decode_lease_renew(&reply)
     }
 
-    pub(crate) async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
+    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
         let reply = self
             .lease_call(key, "release", &[lease.0.to_string()])
             .await?;
         args::decode_lease_release(&reply)
     }
 
-    pub(crate) async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
+    async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
         let reply = self.lease_call(key, "status", &[]).await?;
         args::decode_lease_status(&reply)
     }
-
-    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
-        match &self.time {
-            TimeSource::Server => Arc::new(SystemClock),
-            TimeSource::Clock(c) => c.clone(),
-        }
-    }
 }
 
-/// Implements `Store` for a public store type holding `core: Core<B>`.
+/// Implements `Store` and `LeaseStore` for a public store type holding
+/// `core: Core<B>`.
 macro_rules! impl_store {
     ($ty:ty) => {
-        #[async_trait::async_trait]
-        impl limiter_core::Store for $ty {
-            async fn reserve(
-                &self,
-                key: &str,
-                limits: &limiter_core::Limits,
-                cost: &limiter_core::Cost,
-                max_wait: Option<std::time::Duration>,
-            ) -> limiter_core::Result<limiter_core::Decision> {
-                self.core.reserve(key, limits, cost, max_wait).await
-            }
-            async fn adjust(
-                &self,
-                key: &str,
-                limits: &limiter_core::Limits,
-                record: limiter_core::RecordId,
-                actual: &limiter_core::Cost,
-            ) -> limiter_core::Result<()> {
-                self.core.adjust(key, limits, record, actual).await
-            }
-            async fn refund(
-                &self,
-                key: &str,
-                limits: &limiter_core::Limits,
-                record: limiter_core::RecordId,
-            ) -> limiter_core::Result<()> {
-                self.core.refund(key, limits, record).await
-            }
-            async fn set_cooldown(
-                &self,
-                key: &str,
-                until: limiter_core::Timestamp,
-            ) -> limiter_core::Result<()> {
-                self.core.set_cooldown(key, until).await
-            }
-            async fn cool_down(
-                &self,
-                key: &str,
-                duration: std::time::Duration,
-            ) -> limiter_core::Result<()> {
-                self.core.cool_down(key, duration).await
-            }
-            async fn cooldown(
-                &self,
-                key: &str,
-            ) -> limiter_core::Result<Option<limiter_core::Timestamp>> {
-                self.core.cooldown(key).await
-            }
-            async fn status(
-                &self,
-                key: &str,
-                limits: &limiter_core::Limits,
-            ) -> limiter_core::Result<limiter_core::Status> {
-                self.core.status(key, limits).await
-            }
-            async fn acquire_lease(
-                &self,
-                key: &str,
-                request: &limiter_core::LeaseRequest,
-            ) -> limiter_core::Result<limiter_core::LeaseDecision> {
-                self.core.acquire_lease(key, request).await
-            }
-            async fn renew_lease(
-                &self,
-                key: &str,
-                lease: limiter_core::LeaseId,
-                ttl: std::time::Duration,
-            ) -> limiter_core::Result<Option<limiter_core::Timestamp>> {
-                self.core.renew_lease(key, lease, ttl).await
-            }
-            async fn release_lease(
-                &self,
-                key: &str,
-                lease: limiter_core::LeaseId,
-            ) -> limiter_core::Result<bool> {
-                self.core.release_lease(key, lease).await
-            }
-            async fn lease_status(
-                &self,
-                key: &str,
-            ) -> limiter_core::Result<limiter_core::LeaseStatus> {
-                self.core.lease_status(key).await
-            }
-            fn clock(&self) -> std::sync::Arc<dyn limiter_core::Clock> {
-                self.core.clock()
-            }
-        }
+        limiter_core::delegate_store!(impl[] Store for $ty, to |s| &s.core);
+        limiter_core::delegate_store!(impl[] LeaseStore for $ty, to |s| &s.core);
     };
 }
 pub(crate) use impl_store;

@@ -16,7 +16,7 @@
 //!   every key has a TTL, so abandoned state vanishes ([`KeyLayout`]).
 //! - **Scripts by SHA**, sent again when the server answers `NOSCRIPT`.
 //! - **Concurrency leases**
-//!   ([`Store::acquire_lease`](limiter_core::Store::acquire_lease) and the
+//!   ([`LeaseStore::acquire_lease`](limiter_core::LeaseStore::acquire_lease) and the
 //!   rest) run the core's [`LeaseState`](limiter_core::LeaseState) as one
 //!   more script, O(log n) per call in the key's leases and waiters (sorted
 //!   sets).

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use limiter_core::{
     Clock, Cost, DayWindow, Decision, Error, KeyState, LeaseDecision, LeaseId, LeaseRequest,
-    LeaseState, Limits, ManualClock, RecordId, Sleep, Store, TimeZone, Timestamp, WindowKind,
-    MAX_LEASE_CAP, MAX_LEASE_TTL,
+    LeaseState, LeaseStore, Limits, ManualClock, RecordId, Sleep, Store, TimeZone, Timestamp,
+    WindowKind, MAX_LEASE_CAP, MAX_LEASE_TTL,
 };
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
@@ -157,7 +157,7 @@ fn kind(e: &Error) -> String {
 struct Rig {
     server: RedisServer,
     rt: tokio::runtime::Runtime,
-    store: Arc<dyn Store>,
+    store: Arc<dyn LeaseStore>,
     runner: TestRunner,
 }
 
@@ -167,7 +167,7 @@ fn rig(clock: impl limiter_core::Clock, default_cases: u32) -> Rig {
         .enable_all()
         .build()
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(
+    let store: Arc<dyn LeaseStore> = Arc::new(
         rt.block_on(
             RedisStore::builder()
                 .url(server.url())
@@ -263,11 +263,14 @@ fn redis_scripts_decide_exactly_as_the_core_state_machine() {
                             Op::Cooldown { micros } => {
                                 let until = now.saturating_add(Duration::from_micros(micros));
                                 state.set_cooldown(until);
-                                store.set_cooldown(&key, until).await.unwrap();
+                                store
+                                    .cool_down(&key, limiter_core::CooldownEnd::At(until))
+                                    .await
+                                    .unwrap();
                                 same(
                                     "cooldown",
                                     state.cooldown(now),
-                                    store.cooldown(&key).await.unwrap(),
+                                    store.cooldown_end(&key).await.unwrap(),
                                 )?;
                             }
                             Op::Status => {

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use limiter_core::{Cost, DayWindow, LeaseDecision, LeaseRequest, Limits, Store};
+use limiter_core::{
+    CooldownEnd, Cost, DayWindow, LeaseDecision, LeaseRequest, LeaseStore, Limits, Store,
+};
 use limiter_redis::{KeyLayout, RedisStore};
 use limiter_test_redis::RedisServer;
 
@@ -61,7 +63,10 @@ async fn every_key_has_a_ttl_and_one_hash_slot() {
     assert!(t[3] > 0 && t[4] > 0, "rps and day buckets exist: {t:?}");
     // A cooldown past the deadline keeps the state that long.
     store
-        .cool_down("model{x}", Duration::from_secs(48 * 3600))
+        .cool_down(
+            "model{x}",
+            CooldownEnd::After(Duration::from_secs(48 * 3600)),
+        )
         .await
         .unwrap();
     let t: i64 = redis::cmd("PTTL")

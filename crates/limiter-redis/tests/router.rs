@@ -126,12 +126,15 @@ async fn fallback_and_shared_cooldown(client: Client) {
     );
     let until = t0.saturating_add(30 * SEC);
     let a = first.limiter("a").unwrap();
-    assert_eq!(a.cooldown().await.unwrap(), Some(until));
-    assert_eq!(first.limiter("b").unwrap().cooldown().await.unwrap(), None);
+    assert_eq!(a.cooldown_end().await.unwrap(), Some(until));
+    assert_eq!(
+        first.limiter("b").unwrap().cooldown_end().await.unwrap(),
+        None
+    );
 
     // Another process sees the cooldown through its own connection.
     assert_eq!(
-        second.limiter("a").unwrap().cooldown().await.unwrap(),
+        second.limiter("a").unwrap().cooldown_end().await.unwrap(),
         Some(until)
     );
     clock.advance(29 * SEC);

@@ -473,7 +473,7 @@ async fn cooldown_from_a_skewed_host_lasts_its_duration_on_the_server() {
         .unwrap();
     let before = server_time_async(&mut conn).await;
     behind.cool_down(Duration::from_secs(2)).await.unwrap();
-    let until = other.cooldown().await.unwrap();
+    let until = other.cooldown_end().await.unwrap();
     assert!(
         until.is_some_and(|u| u.as_micros() >= before + 1_900_000),
         "a 2 s cooldown from a host 3 s behind, set at server time {before}, ends at {until:?}"

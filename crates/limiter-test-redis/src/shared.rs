@@ -53,6 +53,10 @@ impl RedisCluster {
 
 /// Starts a watcher that, once this process has exited, kills `servers`
 /// (SIGKILL) and removes their directories and `dirs`.
+///
+/// The watcher is not waited for: it must outlive this process, and init
+/// reaps it once it is done.
+#[allow(clippy::zombie_processes)]
 fn reap_at_exit(servers: &[&RedisServer], dirs: &[&Path]) {
     let pids: Vec<String> = servers
         .iter()

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use llm_limiter::live::{LiveLimiter, LiveLimits};
-use llm_limiter::{MemoryStore, RedisStore, Store};
+use llm_limiter::{LeaseStore, MemoryStore, RedisStore};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 
@@ -137,7 +137,7 @@ impl Provider {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let window = Duration::from_millis(args.window_ms);
-    let store: Arc<dyn Store> = match &args.redis_url {
+    let store: Arc<dyn LeaseStore> = match &args.redis_url {
         Some(url) => Arc::new(RedisStore::connect(url).await?),
         None => Arc::new(MemoryStore::new()),
     };

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use limiter_conformance::settle;
-use limiter_core::{Clock, Dimension, ManualClock, Store};
+use limiter_core::{Clock, Dimension, LeaseStore, ManualClock};
 use limiter_live::{Error, LiveLimiter, LiveLimits, Unavailable};
 
 /// A fresh store on a manual clock.
 pub struct H {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn LeaseStore>,
     pub clock: ManualClock,
 }
 
@@ -86,7 +86,7 @@ pub type Guard = Box<dyn std::any::Any + Send>;
 pub fn run<M, MF, C, CF>(make: M, check: C)
 where
     M: FnOnce(ManualClock) -> MF,
-    MF: Future<Output = (Arc<dyn Store>, Guard)>,
+    MF: Future<Output = (Arc<dyn LeaseStore>, Guard)>,
     C: FnOnce(H) -> CF,
     CF: Future<Output = ()>,
 {

@@ -3,13 +3,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use limiter_core::{
-    Clock, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus, Limits, ManualClock,
-    RecordId, Result, Status, Store, Timestamp,
-};
+use limiter_core::{Clock, LeaseStore, ManualClock};
 #[cfg(feature = "redis-rs")]
 use limiter_redis::RedisStore;
 use limiter_test_redis::{RedisCluster, RedisServer};
@@ -21,14 +16,14 @@ pub mod procs;
 /// off), else the store's own.
 #[derive(Debug)]
 pub struct Wrapped<G: std::fmt::Debug + Send + Sync + 'static> {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn LeaseStore>,
     pub guard: G,
     pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl<G: std::fmt::Debug + Send + Sync + 'static> Wrapped<G> {
     /// `store` kept with `guard`, on the store's own clock.
-    pub fn holding(store: impl Store, guard: G) -> Self {
+    pub fn holding(store: impl LeaseStore, guard: G) -> Self {
         Wrapped {
             store: Arc::new(store),
             guard,
@@ -37,72 +32,21 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Wrapped<G> {
     }
 }
 
-#[async_trait]
-impl<G: std::fmt::Debug + Send + Sync + 'static> Store for Wrapped<G> {
-    async fn reserve(
-        &self,
-        key: &str,
-        limits: &Limits,
-        cost: &Cost,
-        max_wait: Option<Duration>,
-    ) -> Result<Decision> {
-        self.store.reserve(key, limits, cost, max_wait).await
+limiter_core::delegate_store!(
+    impl[G: std::fmt::Debug + Send + Sync + 'static] Store for Wrapped<G>, to |s| &s.store,
+    clock |s| match &s.clock {
+        Some(clock) => Arc::clone(clock),
+        None => s.store.clock(),
     }
-    async fn adjust(
-        &self,
-        key: &str,
-        limits: &Limits,
-        record: RecordId,
-        actual: &Cost,
-    ) -> Result<()> {
-        self.store.adjust(key, limits, record, actual).await
-    }
-    async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
-        self.store.refund(key, limits, record).await
-    }
-    async fn set_cooldown(&self, key: &str, until: Timestamp) -> Result<()> {
-        self.store.set_cooldown(key, until).await
-    }
-    // Forwarded, not left to the provided method: the inner store computes
-    // the end on its own clock (the server's, for Redis).
-    async fn cool_down(&self, key: &str, duration: Duration) -> Result<()> {
-        self.store.cool_down(key, duration).await
-    }
-    async fn cooldown(&self, key: &str) -> Result<Option<Timestamp>> {
-        self.store.cooldown(key).await
-    }
-    async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
-        self.store.status(key, limits).await
-    }
-    async fn acquire_lease(&self, key: &str, request: &LeaseRequest) -> Result<LeaseDecision> {
-        self.store.acquire_lease(key, request).await
-    }
-    async fn renew_lease(
-        &self,
-        key: &str,
-        lease: LeaseId,
-        ttl: Duration,
-    ) -> Result<Option<Timestamp>> {
-        self.store.renew_lease(key, lease, ttl).await
-    }
-    async fn release_lease(&self, key: &str, lease: LeaseId) -> Result<bool> {
-        self.store.release_lease(key, lease).await
-    }
-    async fn lease_status(&self, key: &str) -> Result<LeaseStatus> {
-        self.store.lease_status(key).await
-    }
-    fn clock(&self) -> Arc<dyn Clock> {
-        match &self.clock {
-            Some(clock) => Arc::clone(clock),
-            None => self.store.clock(),
-        }
-    }
-}
+);
+limiter_core::delegate_store!(
+    impl[G: std::fmt::Debug + Send + Sync + 'static] LeaseStore for Wrapped<G>, to |s| &s.store
+);
 
 /// A redis-rs store on this test binary's shared server, on the manual
 /// clock.
 #[cfg(feature = "redis-rs")]
-pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
+pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
     let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
         .unwrap();
@@ -118,7 +62,7 @@ pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn Store> {
 /// A redis-rs store on this test binary's shared 3-master cluster, on the
 /// manual clock.
 #[cfg(feature = "redis-rs")]
-pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
+pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
     let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
         .await
         .unwrap();
@@ -133,7 +77,7 @@ pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
 
 /// A fred store on this test binary's shared server, on the manual clock.
 #[cfg(feature = "fred")]
-pub async fn fred_on(clock: ManualClock) -> Arc<dyn Store> {
+pub async fn fred_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
     let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
         .unwrap();
@@ -149,7 +93,7 @@ pub async fn fred_on(clock: ManualClock) -> Arc<dyn Store> {
 /// A fred store on this test binary's shared 3-master cluster, on the
 /// manual clock.
 #[cfg(feature = "fred")]
-pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn Store> {
+pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
     let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
         .await
         .unwrap();
