@@ -66,15 +66,23 @@ pub const RECORD_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// far enough for any clock, small enough that no sum of spans overflows.
 const MAX_NOW: u64 = 1 << 62;
 
-/// Where a record was counted, so that adjusting or refunding it undoes
-/// exactly that, even when the limits changed since.
-const IN_WINDOW: u8 = 1;
-const IN_SECOND: u8 = 2;
-const IN_DAY_RING: u8 = 4;
-const IN_CALENDAR: u8 = 8;
-const IN_BUCKETS: u8 = 16;
-/// Counted for the calendar day after its slot's too (guard band).
-const ZONE_NEXT: u8 = 32;
+// Where a record was counted (the bits of its `counted` field), so that
+// adjusting or refunding it undoes exactly that, even when the limits
+// changed since. The Redis scripts keep the same bits under the same names.
+
+/// A record's bit: counted in the rolling window of the per-window limits.
+pub const IN_WINDOW: u8 = 1;
+/// A record's bit: counted in the one-second window (`rps`).
+pub const IN_SECOND: u8 = 2;
+/// A record's bit: counted in the rolling day (`rpd`/`tpd`).
+pub const IN_DAY_RING: u8 = 4;
+/// A record's bit: counted in its calendar day.
+pub const IN_CALENDAR: u8 = 8;
+/// A record's bit: counted in the token buckets.
+pub const IN_BUCKETS: u8 = 16;
+/// A record's bit: counted for the calendar day after its slot's too (its
+/// slot is within the guard band before midnight).
+pub const ZONE_NEXT: u8 = 32;
 
 /// A rolling window as time buckets with running totals.
 ///

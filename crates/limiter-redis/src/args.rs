@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::contract::argv;
 use limiter_core::{
     Amounts, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId, LeaseStatus,
     Limits, NotUntil, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage,
@@ -84,8 +85,10 @@ pub(crate) fn ttl_arg(ttl: Duration) -> String {
     ttl.as_micros().to_string()
 }
 
-/// ARGV[2..=22]: the limits as the scripts read them.
-pub(crate) fn plan_args(plan: &Plan, out: &mut Vec<String>) {
+/// `ARGV[NOW ..OP]` of the admission scripts: "now" and the limits as the
+/// scripts read them, each at its place in [`argv`]; the operation's own
+/// arguments are pushed after.
+pub(crate) fn admission_args(now: Option<Timestamp>, plan: &Plan) -> Vec<String> {
     let (w, s, d) = plan.spans_us();
     let wl = plan.window_limits();
     let dl = plan.day_limits();
@@ -112,27 +115,35 @@ pub(crate) fn plan_args(plan: &Plan, out: &mut Vec<String>) {
         keep = keep.max(d + 3_600_000_000);
     }
     keep += KEEP_MARGIN_US;
-    out.extend([
-        plan.window_us().to_string(),
-        plan.guard_us().to_string(),
-        w.to_string(),
-        s.to_string(),
-        d.to_string(),
-    ]);
-    out.extend(wl.iter().map(u64::to_string));
-    out.extend([
-        plan.rps().to_string(),
-        dl[0].to_string(),
-        dl[1].to_string(),
-        plan.spacing_us().unwrap_or(0).to_string(),
+    // Room for the operation's own arguments too (at most six).
+    let mut args = Vec::with_capacity(argv::OP + 6);
+    args.resize(argv::OP - 1, String::new());
+    let mut put = |at: usize, v: String| args[at - 1] = v;
+    put(argv::NOW, now_arg(now));
+    put(argv::WINDOW, plan.window_us().to_string());
+    put(argv::GUARD, plan.guard_us().to_string());
+    put(argv::SPAN_W, w.to_string());
+    put(argv::SPAN_S, s.to_string());
+    put(argv::SPAN_D, d.to_string());
+    for (i, l) in wl.iter().enumerate() {
+        put(argv::WL + i, l.to_string());
+    }
+    put(argv::RPS, plan.rps().to_string());
+    for (i, l) in dl.iter().enumerate() {
+        put(argv::DL + i, l.to_string());
+    }
+    put(argv::SPACING, plan.spacing_us().unwrap_or(0).to_string());
+    put(
+        argv::BUCKET,
         u8::from(plan.window_kind() == WindowKind::TokenBucket).to_string(),
-        u8::from(calendar).to_string(),
-        reset.to_string(),
-        u8::from(us_dst).to_string(),
-        offset.to_string(),
-        plan.retention_us().to_string(),
-        keep.to_string(),
-    ]);
+    );
+    put(argv::CALENDAR, u8::from(calendar).to_string());
+    put(argv::RESET, reset.to_string());
+    put(argv::US_DST, u8::from(us_dst).to_string());
+    put(argv::OFFSET, offset.to_string());
+    put(argv::RETENTION, plan.retention_us().to_string());
+    put(argv::KEEP, keep.to_string());
+    args
 }
 
 pub(crate) fn amounts_args(a: &Amounts, out: &mut Vec<String>) {

@@ -58,9 +58,7 @@ impl<B: Backend> Core<B> {
 
     fn args(&self, limits: &Limits) -> Result<(limiter_core::Plan, Vec<String>)> {
         let plan = limits.plan()?;
-        let mut args = Vec::with_capacity(30);
-        args.push(args::now_arg(self.now()));
-        args::plan_args(&plan, &mut args);
+        let args = args::admission_args(self.now(), &plan);
         Ok((plan, args))
     }
 

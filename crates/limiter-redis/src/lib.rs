@@ -47,6 +47,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod args;
+mod contract;
 mod core;
 #[cfg(feature = "fred")]
 mod fred;

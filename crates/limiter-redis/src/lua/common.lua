@@ -6,12 +6,40 @@
 -- KEYS[1]  hash: the key's state     KEYS[2]  sorted set: waiting slots
 -- KEYS[3..5]  sorted sets: the non-empty buckets of the per-window,
 --             per-second and rolling-day windows (member = score = index)
--- ARGV[1]  now in µs, or "" to read the server's TIME
--- ARGV[2..22]  the limits, checked and derived by the client (see args.rs)
--- ARGV[23..]   the operation's own arguments
 local H, Q = KEYS[1], KEYS[2]
 local BUCKETS = 128
 local DIMS = 5
+
+-- The contract with the client, defined in crates/limiter-redis/src/
+-- contract.rs; a test checks these three tables against it.
+--
+-- ARGV positions: now in µs ("" to read the server's TIME), then the limits
+-- as the client checked and derived them (WL: the five per-window limits,
+-- DL: the two daily ones), then the operation's own arguments from OP on.
+local A = {
+  NOW = 1, WINDOW = 2, GUARD = 3, SPAN_W = 4, SPAN_S = 5, SPAN_D = 6,
+  WL = 7, RPS = 12, DL = 13, SPACING = 15, BUCKET = 16, CALENDAR = 17,
+  RESET = 18, US_DST = 19, OFFSET = 20, RETENTION = 21, KEEP = 22, OP = 23,
+}
+-- Slots of the state's scalars, one MessagePack array in field 'm' (the
+-- cooldown's end is in field 'cd', written by the cooldown script). TOTALS_*
+-- hold each ring's five totals, TAT and FULL the five token buckets' theoretical
+-- arrival times and fill instants; FIRST_* a lower bound of each ring's first
+-- bucket, WAITING the waiting count, FRONT_EXPIRY the front record's expiry
+-- when known (0: unknown). The hints only spare calls that would find nothing.
+local S = {
+  NEXT_ID = 1, LAST_SLOT = 2, LAST_ID = 3, FIRST_DAY = 4, DAYS = 5,
+  FIRST_RECORD = 6, RECORD_SLOTS = 7, LIVE_RECORDS = 8, LAST_NOW = 9,
+  KEPT_UNTIL = 10, WIDTH_W = 11, WIDTH_S = 12, WIDTH_D = 13,
+  TOTALS_W = 14, TOTALS_S = 19, TOTALS_D = 24, TAT = 29, FULL = 34,
+  FIRST_W = 39, FIRST_S = 40, FIRST_D = 41, WAITING = 42, FRONT_EXPIRY = 43,
+}
+-- Where a record was counted: the bits of its `counted` field, as in
+-- limiter_core::state.
+local C = {
+  IN_WINDOW = 1, IN_SECOND = 2, IN_DAY_RING = 4, IN_CALENDAR = 8,
+  IN_BUCKETS = 16, ZONE_NEXT = 32,
+}
 
 local function n(i) return tonumber(ARGV[i]) end
 local function fmt(x) return string.format('%.0f', x) end
@@ -23,32 +51,27 @@ end
 local function has(bits, b) return math.floor(bits / b) % 2 == 1 end
 
 local now
-if ARGV[1] == '' then
+if ARGV[A.NOW] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 else
-  now = n(1)
+  now = n(A.NOW)
 end
 
 local P = {
-  window = n(2), guard = n(3), span_w = n(4), span_s = n(5), span_d = n(6),
-  wl = { n(7), n(8), n(9), n(10), n(11) }, rps = n(12), dl = { n(13), n(14) },
-  spacing = n(15), bucket = n(16) == 1, calendar = n(17) == 1, reset = n(18),
-  us_dst = n(19) == 1, offset = n(20), retention = n(21), keep = n(22),
+  window = n(A.WINDOW), guard = n(A.GUARD),
+  span_w = n(A.SPAN_W), span_s = n(A.SPAN_S), span_d = n(A.SPAN_D),
+  wl = { n(A.WL), n(A.WL + 1), n(A.WL + 2), n(A.WL + 3), n(A.WL + 4) },
+  rps = n(A.RPS), dl = { n(A.DL), n(A.DL + 1) }, spacing = n(A.SPACING),
+  bucket = n(A.BUCKET) == 1, calendar = n(A.CALENDAR) == 1, reset = n(A.RESET),
+  us_dst = n(A.US_DST) == 1, offset = n(A.OFFSET), retention = n(A.RETENTION),
+  keep = n(A.KEEP),
 }
 local day_on = P.dl[1] > 0 or P.dl[2] > 0
 local wl_on = false
 for d = 1, DIMS do if P.wl[d] > 0 then wl_on = true end end
 
--- The scalars of the state, one MessagePack array in field 'm' (the
--- cooldown's end in field 'cd', written by the cooldown script):
---  1 next id, 2 last slot, 3 last id (-1: none), 4 first day, 5 days,
---  6 first record, 7 record slots, 8 live records, 9 last now,
--- 10 keys kept until (µs), 11..13 bucket widths (window, second, day),
--- 14..28 ring totals (5 each), 29..38 token buckets (tat 1..5, full 1..5),
--- 39..41 a lower bound of each ring's first bucket, 42 waiting count,
--- 43 the front record's expiry when known (0: unknown). The hints only
--- spare calls that would find nothing.
+-- The state's scalars (slots S; LAST_ID is -1 for none).
 local M, cd
 do
   local v = redis.call('HMGET', H, 'm', 'cd')
@@ -56,20 +79,23 @@ do
   cd = tonumber(v[2]) or 0
 end
 local function mv(i) return M[i] or 0 end
-local st = { nr = mv(1), ls = mv(2), li = M[3] or -1, cd = cd, yf = mv(4), yn = mv(5),
-  rf = mv(6), rn = mv(7), rl = mv(8), xp = mv(10), qn = mv(42), rfx = mv(43) }
+local st = { nr = mv(S.NEXT_ID), ls = mv(S.LAST_SLOT), li = M[S.LAST_ID] or -1, cd = cd,
+  yf = mv(S.FIRST_DAY), yn = mv(S.DAYS), rf = mv(S.FIRST_RECORD), rn = mv(S.RECORD_SLOTS),
+  rl = mv(S.LIVE_RECORDS), xp = mv(S.KEPT_UNTIL), qn = mv(S.WAITING), rfx = mv(S.FRONT_EXPIRY) }
 local B = {} -- tat1..5, full1..5
-for i = 1, 2 * DIMS do B[i] = mv(28 + i) end
+for i = 1, 2 * DIMS do B[i] = mv(S.TAT + i - 1) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
-now = math.max(now, mv(9))
+now = math.max(now, mv(S.LAST_NOW))
 
 local function ring(p, z, gi, ti, fi)
   local tot = {}
   for d = 1, DIMS do tot[d] = mv(ti + d - 1) end
   return { p = p, z = z, g = mv(gi), tot = tot, f = mv(fi) }
 end
-local W, SEC, DR = ring('w', KEYS[3], 11, 14, 39), ring('s', KEYS[4], 12, 19, 40), ring('d', KEYS[5], 13, 24, 41)
+local W = ring('w', KEYS[3], S.WIDTH_W, S.TOTALS_W, S.FIRST_W)
+local SEC = ring('s', KEYS[4], S.WIDTH_S, S.TOTALS_S, S.FIRST_S)
+local DR = ring('d', KEYS[5], S.WIDTH_D, S.TOTALS_D, S.FIRST_D)
 -- Keys that got their first member in this call (they need a TTL).
 local fresh = {}
 local function zadd(key, score, member)
@@ -373,15 +399,15 @@ end
 
 local function commit(slot, a)
   local counted, day = 0, 0
-  if not P.bucket and wl_on then add_at(W, idiv(slot, W.g), a); counted = counted + 1 end
-  if P.rps > 0 then add_at(SEC, idiv(slot, SEC.g), req_only(a)); counted = counted + 2 end
+  if not P.bucket and wl_on then add_at(W, idiv(slot, W.g), a); counted = counted + C.IN_WINDOW end
+  if P.rps > 0 then add_at(SEC, idiv(slot, SEC.g), req_only(a)); counted = counted + C.IN_SECOND end
   if day_on then
     if not P.calendar then
-      add_at(DR, idiv(slot, DR.g), as_ring(a)); counted = counted + 4
+      add_at(DR, idiv(slot, DR.g), as_ring(a)); counted = counted + C.IN_DAY_RING
     else
       local di, zn = calendar_day(slot)
-      yadd(di, { a[1], a[2] }); day = di; counted = counted + 8
-      if zn then yadd(di + 1, { a[1], a[2] }); counted = counted + 32 end
+      yadd(di, { a[1], a[2] }); day = di; counted = counted + C.IN_CALENDAR
+      if zn then yadd(di + 1, { a[1], a[2] }); counted = counted + C.ZONE_NEXT end
     end
   end
   if P.bucket then
@@ -389,21 +415,22 @@ local function commit(slot, a)
       local inc = emission(a[d], P.wl[d])
       if B[d] <= slot then B[DIMS + d] = slot; B[d] = slot + inc else B[d] = B[d] + inc end
     end
-    counted = counted + 16
+    counted = counted + C.IN_BUCKETS
   end
   return counted, day
 end
 
 local function recount(r, a, t, add)
-  local rings = { { 1, W, P.span_w, a }, { 2, SEC, P.span_s, req_only(a) }, { 4, DR, P.span_d, as_ring(a) } }
+  local rings = { { C.IN_WINDOW, W, P.span_w, a }, { C.IN_SECOND, SEC, P.span_s, req_only(a) },
+    { C.IN_DAY_RING, DR, P.span_d, as_ring(a) } }
   for _, x in ipairs(rings) do
     if has(r.counted, x[1]) then
       if add then readd(x[2], r.slot, x[4], t, x[3]) else rsub(x[2], r.slot, x[4], t, x[3]) end
     end
   end
-  if has(r.counted, 8) then
+  if has(r.counted, C.IN_CALENDAR) then
     local ds = { r.day }
-    if has(r.counted, 32) then ds[2] = r.day + 1 end
+    if has(r.counted, C.ZONE_NEXT) then ds[2] = r.day + 1 end
     for _, day in ipairs(ds) do
       if add then yadd(day, { a[1], a[2] }) else ysub(day, { a[1], a[2] }) end
     end
@@ -434,11 +461,17 @@ local function save()
     local ttl = math.ceil((st.xp - now) / 1000)
     for key in pairs(fresh) do redis.call('PEXPIRE', key, ttl) end
   end
-  local m = { st.nr, st.ls, st.li, st.yf, st.yn, st.rf, st.rn, st.rl, now, st.xp, W.g, SEC.g, DR.g }
-  for _, r in ipairs({ W, SEC, DR }) do
-    for d = 1, DIMS do m[#m + 1] = r.tot[d] end
+  local m = {}
+  m[S.NEXT_ID], m[S.LAST_SLOT], m[S.LAST_ID] = st.nr, st.ls, st.li
+  m[S.FIRST_DAY], m[S.DAYS] = st.yf, st.yn
+  m[S.FIRST_RECORD], m[S.RECORD_SLOTS], m[S.LIVE_RECORDS] = st.rf, st.rn, st.rl
+  m[S.LAST_NOW], m[S.KEPT_UNTIL] = now, st.xp
+  m[S.WIDTH_W], m[S.WIDTH_S], m[S.WIDTH_D] = W.g, SEC.g, DR.g
+  for d = 1, DIMS do
+    m[S.TOTALS_W + d - 1], m[S.TOTALS_S + d - 1], m[S.TOTALS_D + d - 1] = W.tot[d], SEC.tot[d], DR.tot[d]
   end
-  for i = 1, 2 * DIMS do m[#m + 1] = B[i] end
-  m[39], m[40], m[41], m[42], m[43] = W.f, SEC.f, DR.f, st.qn, st.rfx
+  for i = 1, 2 * DIMS do m[S.TAT + i - 1] = B[i] end
+  m[S.FIRST_W], m[S.FIRST_S], m[S.FIRST_D] = W.f, SEC.f, DR.f
+  m[S.WAITING], m[S.FRONT_EXPIRY] = st.qn, st.rfx
   redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end
