@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::limits::Dimension;
-use crate::store::{NotUntil, RecordId};
+use crate::dimension::Dimension;
+use crate::record::{NotUntil, RecordId};
 
 /// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +58,16 @@ pub enum Error {
         denied: NotUntil,
         /// The caller's maximum wait.
         max_wait: Duration,
+    },
+
+    /// The call cannot run where it was made: no Tokio runtime is at hand
+    /// for work that needs one, a blocking call was made from inside an
+    /// async runtime, or a runtime could not be started. A fault of the
+    /// calling context, not of the configuration.
+    #[error("runtime: {reason}")]
+    Runtime {
+        /// What is missing or wrong.
+        reason: String,
     },
 
     /// The store failed (connection lost, timeout, script error).

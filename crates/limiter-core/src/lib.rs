@@ -58,10 +58,12 @@
 
 pub mod calendar;
 mod delegate;
+mod dimension;
 mod error;
 pub mod lease;
 mod limiter;
 mod limits;
+mod record;
 mod resilient;
 pub mod state;
 mod store;

@@ -418,7 +418,7 @@ impl Permit {
 /// A [`Limiter`] for code that is not async: every call blocks the thread.
 ///
 /// It runs its own single-threaded tokio runtime. Calling it from inside an
-/// async runtime is refused with [`Error::InvalidConfig`] (blocking there
+/// async runtime is refused with [`Error::Runtime`] (blocking there
 /// would stall the runtime).
 ///
 /// ```
@@ -441,13 +441,12 @@ impl BlockingLimiter {
     /// Wraps `limiter`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the runtime cannot be created.
+    /// [`Error::Runtime`] when the runtime cannot be created.
     pub fn new(limiter: Limiter) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .map_err(|e| Error::InvalidConfig {
-                field: "runtime".into(),
+            .map_err(|e| Error::Runtime {
                 reason: format!("cannot start a runtime for blocking calls: {e}"),
             })?;
         Ok(BlockingLimiter { limiter, runtime })
@@ -460,9 +459,9 @@ impl BlockingLimiter {
 
     fn block<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::InvalidConfig {
-                field: "BlockingLimiter".into(),
-                reason: "called from inside an async runtime; use Limiter there".into(),
+            return Err(Error::Runtime {
+                reason: "BlockingLimiter called from inside an async runtime; use Limiter there"
+                    .into(),
             });
         }
         self.runtime.block_on(f)

@@ -1,73 +1,16 @@
 //! Limits of a key and the cost of one request.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::TimeZone;
+pub use crate::dimension::Dimension;
 use crate::error::{Error, Result};
 
 /// The largest amount any limit or cost may hold: 2^50. Larger numbers would
 /// lose precision in a Redis script, whose numbers are doubles.
 pub const MAX_AMOUNT: u64 = 1 << 50;
-
-/// One limited quantity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Dimension {
-    /// Requests per second (a rolling window of one second).
-    Rps,
-    /// Requests per window (per minute by default).
-    Rpm,
-    /// Requests per day.
-    Rpd,
-    /// Combined tokens per window: input plus output times the burndown rate.
-    Tpm,
-    /// Combined tokens per day.
-    Tpd,
-    /// Input tokens per window.
-    InputTpm,
-    /// Output tokens per window.
-    OutputTpm,
-    /// Images per window.
-    Ipm,
-}
-
-impl Dimension {
-    /// Every dimension, in a fixed order.
-    pub const ALL: [Dimension; 8] = [
-        Dimension::Rps,
-        Dimension::Rpm,
-        Dimension::Rpd,
-        Dimension::Tpm,
-        Dimension::Tpd,
-        Dimension::InputTpm,
-        Dimension::OutputTpm,
-        Dimension::Ipm,
-    ];
-
-    /// The short name used in configuration files and status output.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Dimension::Rps => "rps",
-            Dimension::Rpm => "rpm",
-            Dimension::Rpd => "rpd",
-            Dimension::Tpm => "tpm",
-            Dimension::Tpd => "tpd",
-            Dimension::InputTpm => "input_tpm",
-            Dimension::OutputTpm => "output_tpm",
-            Dimension::Ipm => "ipm",
-        }
-    }
-}
-
-impl fmt::Display for Dimension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// How the per-window limits (`rpm`, `tpm`, `input_tpm`, `output_tpm`,
 /// `ipm`) count.

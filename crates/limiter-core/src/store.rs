@@ -12,21 +12,8 @@ use crate::delegate_store;
 use crate::error::{Error, Result};
 use crate::lease::{LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
 use crate::limits::{Cost, Dimension, Limits};
+pub use crate::record::{NotUntil, RecordId};
 use crate::time::{Clock, Timestamp};
-
-/// The id of one reservation, unique within its key.
-///
-/// It prints and parses as a plain number, so that another process can
-/// settle a reservation it did not make ([`Store::adjust`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RecordId(pub u64);
-
-impl fmt::Display for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 impl FromStr for RecordId {
     type Err = Error;
@@ -57,33 +44,6 @@ impl Reservation {
     /// How long the caller must wait from the store's decision to its slot.
     pub fn wait(&self) -> Duration {
         self.slot.duration_since(self.now)
-    }
-}
-
-/// A request that would have to wait: try again at `earliest`.
-///
-/// The one shape of a denial: [`Decision::Denied`] from a store,
-/// `Err(NotUntil)` from [`Limiter::try_acquire`](crate::Limiter::try_acquire)
-/// (an outcome, not an error), and the `denied` of
-/// [`Error::WouldWaitTooLong`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotUntil {
-    /// The earliest slot the request could have had.
-    pub earliest: Timestamp,
-    /// The store's time when it decided.
-    pub now: Timestamp,
-}
-
-impl NotUntil {
-    /// How long the request would have waited.
-    pub fn wait(&self) -> Duration {
-        self.earliest.duration_since(self.now)
-    }
-}
-
-impl fmt::Display for NotUntil {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not admissible for another {:?}", self.wait())
     }
 }
 

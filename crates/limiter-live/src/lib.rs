@@ -81,6 +81,7 @@
 mod availability;
 mod limiter;
 mod limits;
+mod model;
 mod session;
 
 use std::time::Duration;

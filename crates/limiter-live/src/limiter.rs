@@ -13,18 +13,9 @@ use parking_lot::Mutex;
 
 use crate::availability::{Availability, LiveStatus, Unavailable};
 use crate::limits::LiveLimits;
+use crate::model::Model;
 use crate::session::{LeaseGuard, LiveSession};
 use crate::{Error, Result};
-
-/// One live model as resolved: its key, limits and limiters.
-#[derive(Debug)]
-pub(crate) struct Model {
-    pub(crate) name: String,
-    pub(crate) key: String,
-    pub(crate) limits: LiveLimits,
-    pub(crate) sessions: Option<Limiter>,
-    pub(crate) tokens: Option<Limiter>,
-}
 
 #[cfg(feature = "models")]
 #[derive(Debug)]
@@ -510,7 +501,13 @@ impl LiveLimiter {
                 }
             }
         }
-        Ok(LiveSession::start(self.clone(), m, lease))
+        Ok(LiveSession::start(
+            Arc::clone(&self.inner.store),
+            Arc::clone(&self.inner.clock),
+            self.max_wait(),
+            m,
+            lease,
+        ))
     }
 
     /// Waits for a concurrent-session slot until `deadline`.

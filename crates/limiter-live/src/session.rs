@@ -9,7 +9,7 @@ use limiter_core::{Clock, Cost, Decision, LeaseId, LeaseStore, RecordId, Store, 
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::limiter::{LiveLimiter, Model};
+use crate::model::Model;
 use crate::{Error, Result};
 
 /// A lease or a ticket for one, given back when dropped (on a spawned task,
@@ -53,17 +53,15 @@ impl LeaseGuard {
     /// at hand, setting the lost flag when a renewal finds it gone.
     ///
     /// # Errors
-    /// [`limiter_core::Error::InvalidConfig`] when there is no Tokio runtime
+    /// [`limiter_core::Error::Runtime`] when there is no Tokio runtime
     /// to run the renewals on.
     pub(crate) fn renew_every(&mut self, clock: Arc<dyn Clock>, ttl: Duration) -> Result<()> {
         let Some(id) = self.id else { return Ok(()) };
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
-            limiter_core::Error::InvalidConfig {
-                field: "runtime".into(),
+        let rt =
+            tokio::runtime::Handle::try_current().map_err(|_| limiter_core::Error::Runtime {
                 reason: "a live session renews its lease on a Tokio runtime, and none is running"
                     .into(),
-            }
-        })?;
+            })?;
         let (store, key, lost) = (self.store.clone(), self.key.clone(), self.lost.clone());
         self.renewer = Some(rt.spawn(async move {
             loop {
@@ -146,7 +144,10 @@ struct Tokens {
 }
 
 struct Shared {
-    limiter: LiveLimiter,
+    /// The limiter's store.
+    store: Arc<dyn LeaseStore>,
+    /// The limiter's maximum wait, for back-pressure.
+    max_wait: Duration,
     model: Arc<Model>,
     lease: Mutex<Option<LeaseGuard>>,
     lease_id: Option<LeaseId>,
@@ -185,7 +186,9 @@ impl fmt::Debug for LiveSession {
 
 impl LiveSession {
     pub(crate) fn start(
-        limiter: LiveLimiter,
+        store: Arc<dyn LeaseStore>,
+        clock: Arc<dyn Clock>,
+        max_wait: Duration,
         model: Arc<Model>,
         lease: Option<LeaseGuard>,
     ) -> Self {
@@ -193,7 +196,7 @@ impl LiveSession {
         let lost = lease
             .as_ref()
             .map_or_else(|| Arc::new(AtomicBool::new(false)), LeaseGuard::lost);
-        let started = limiter.inner.clock.now();
+        let started = clock.now();
         LiveSession {
             shared: Arc::new(Shared {
                 lease: Mutex::new(lease),
@@ -201,7 +204,8 @@ impl LiveSession {
                 lost,
                 tokens: Mutex::new(Tokens::default()),
                 started,
-                limiter,
+                store,
+                max_wait,
                 model,
             }),
         }
@@ -332,7 +336,7 @@ impl LiveSession {
         let Some(l) = &m.tokens else {
             return Ok(Duration::ZERO);
         };
-        let max_wait = self.shared.limiter.max_wait();
+        let max_wait = self.shared.max_wait;
         let permit = match l.acquire_within(estimate, max_wait).await {
             Ok(p) => p,
             Err(limiter_core::Error::WouldWaitTooLong { denied, max_wait }) => {
@@ -380,8 +384,7 @@ impl LiveSession {
         let m = &self.shared.model;
         Ok(self
             .shared
-            .limiter
-            .store()
+            .store
             .cool_down(&m.key, limiter_core::CooldownEnd::After(duration))
             .await?)
     }

@@ -173,7 +173,7 @@ fn blocking_limiter_from_sync_code() {
     rt.block_on(async {
         assert!(matches!(
             blocking.acquire(Cost::request()),
-            Err(Error::InvalidConfig { .. })
+            Err(Error::Runtime { .. })
         ));
     });
 }

@@ -48,6 +48,7 @@ pub(crate) mod argv {
     pub(crate) const OP: usize = 23;
 
     /// Every name with its position, as `common.lua`'s table `A` has them.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) const LAYOUT: &[(&str, usize)] = &[
         ("NOW", NOW),
         ("WINDOW", WINDOW),
@@ -74,6 +75,7 @@ pub(crate) mod argv {
 /// `common.lua`'s table `S` has them. Only the scripts read and write it;
 /// the names follow `limiter_core::KeyState`'s fields. Runs of five
 /// (`TOTALS_*`, `TAT`, `FULL`) start at the slot given.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("NEXT_ID", 1),
     ("LAST_SLOT", 2),
@@ -102,6 +104,7 @@ pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
 
 /// The bits of a record's `counted` field, as `common.lua`'s table `C` has
 /// them: those of `limiter_core::state`.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const COUNTED_BITS: &[(&str, u8)] = {
     use limiter_core::state::{
         IN_BUCKETS, IN_CALENDAR, IN_DAY_RING, IN_SECOND, IN_WINDOW, ZONE_NEXT,
