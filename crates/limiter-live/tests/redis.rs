@@ -21,38 +21,28 @@ async fn server() -> (String, String) {
     (url, format!("live-{}", SEQ.fetch_add(1, Ordering::Relaxed)))
 }
 
-mod redis_rs {
-    use super::*;
+/// The live suite once per client: a module with a factory building the
+/// client's store on the shared server, under a prefix of its own.
+macro_rules! per_client {
+    ($($module:ident: $store:ty),* $(,)?) => {$(
+        mod $module {
+            use super::*;
 
-    async fn redis_rs(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
-        let (url, prefix) = server().await;
-        let store = RedisStore::builder()
-            .url(url)
-            .prefix(&prefix)
-            .clock(clock)
-            .connect()
-            .await
-            .expect("connect to the test server");
-        (Arc::new(store), Box::new(()))
-    }
+            async fn store(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
+                let (url, prefix) = server().await;
+                let store = <$store>::builder()
+                    .url(url)
+                    .prefix(&prefix)
+                    .clock(clock)
+                    .connect()
+                    .await
+                    .expect("connect to the test server");
+                (Arc::new(store), Box::new(()))
+            }
 
-    live_suite!(redis_rs);
+            live_suite!(store);
+        }
+    )*};
 }
 
-mod fred {
-    use super::*;
-
-    async fn fred(clock: ManualClock) -> (Arc<dyn LeaseStore>, common::Guard) {
-        let (url, prefix) = server().await;
-        let store = FredStore::builder()
-            .url(url)
-            .prefix(&prefix)
-            .clock(clock)
-            .connect()
-            .await
-            .expect("connect to the test server");
-        (Arc::new(store), Box::new(()))
-    }
-
-    live_suite!(fred);
-}
+per_client!(redis_rs: RedisStore, fred: FredStore);

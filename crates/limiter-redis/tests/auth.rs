@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use limiter_core::{Cost, Decision, Error, Limits, Store};
 use limiter_test_redis::RedisServer;
 
+mod support;
+use support::Connect;
+
 const USER: &str = "limiter";
 const PASSWORD: &str = "s3cret";
 const WRONG: &str = "not-the-pw-9f2c";
@@ -72,62 +75,12 @@ fn assert_refused(err: &Error) {
     }
 }
 
-#[cfg(feature = "redis-rs")]
-mod redis_rs {
-    use limiter_redis::RedisStore;
-
-    use super::*;
-
+support::per_client! {
     #[tokio::test]
     async fn right_credentials_work() {
         let server = server();
-        let store = RedisStore::builder()
-            .url(server.url())
-            .connection_timeout(CONNECT_TIMEOUT)
-            .connect()
-            .await
-            .expect("connect with the right credentials");
-        works(store).await;
-    }
-
-    #[tokio::test]
-    async fn wrong_password_is_refused_promptly_without_leaking_it() {
-        let server = server();
-        refused(
-            RedisStore::builder()
-                .url(url_with(server.port(), USER, WRONG))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .connect(),
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn wrong_user_is_refused() {
-        let server = server();
-        refused(
-            RedisStore::builder()
-                .url(url_with(server.port(), "nobody", PASSWORD))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .connect(),
-        )
-        .await;
-    }
-}
-
-#[cfg(feature = "fred")]
-mod fred {
-    use limiter_redis::FredStore;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn right_credentials_work() {
-        let server = server();
-        let store = FredStore::builder()
-            .url(server.url())
-            .connection_timeout(CONNECT_TIMEOUT)
-            .connect()
+        let store = CLIENT
+            .connect(&Connect::server(server.url()).connection_timeout(CONNECT_TIMEOUT))
             .await
             .expect("connect with the right credentials");
         assert!(!format!("{store:?}").contains(PASSWORD));
@@ -137,31 +90,20 @@ mod fred {
     #[tokio::test]
     async fn wrong_password_is_refused_promptly_without_leaking_it() {
         let server = server();
-        refused(
-            FredStore::builder()
-                .url(url_with(server.port(), USER, WRONG))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .connect(),
-        )
-        .await;
+        let url = url_with(server.port(), USER, WRONG);
+        refused(CLIENT.connect(&Connect::server(url).connection_timeout(CONNECT_TIMEOUT))).await;
     }
 
     #[tokio::test]
     async fn wrong_user_is_refused() {
         let server = server();
-        refused(
-            FredStore::builder()
-                .url(url_with(server.port(), "nobody", PASSWORD))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .connect(),
-        )
-        .await;
+        let url = url_with(server.port(), "nobody", PASSWORD);
+        refused(CLIENT.connect(&Connect::server(url).connection_timeout(CONNECT_TIMEOUT))).await;
     }
 
     #[tokio::test]
     async fn builder_debug_hides_the_password() {
         let server = server();
-        let builder = FredStore::builder().url(server.url());
-        assert!(!format!("{builder:?}").contains(PASSWORD));
+        assert!(!CLIENT.builder_debug(&Connect::server(server.url())).contains(PASSWORD));
     }
 }

@@ -4,14 +4,6 @@
 
 mod support;
 
-/// `RedisStore` (redis-rs).
-#[cfg(feature = "redis-rs")]
-mod redis_rs {
-    limiter_conformance::conformance_suite!(super::support::redis_rs_on);
-}
-
-/// `FredStore` (fred).
-#[cfg(feature = "fred")]
-mod fred {
-    limiter_conformance::conformance_suite!(super::support::fred_on);
+support::per_client! {
+    limiter_conformance::conformance_suite!(|clock| CLIENT.on_shared_server(clock));
 }

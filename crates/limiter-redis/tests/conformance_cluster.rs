@@ -4,14 +4,6 @@
 
 mod support;
 
-/// `RedisStore` (redis-rs) on a cluster.
-#[cfg(feature = "redis-rs")]
-mod redis_rs {
-    limiter_conformance::conformance_suite!(super::support::redis_rs_cluster_on);
-}
-
-/// `FredStore` (fred) on a cluster.
-#[cfg(feature = "fred")]
-mod fred {
-    limiter_conformance::conformance_suite!(super::support::fred_cluster_on);
+support::per_client! {
+    limiter_conformance::conformance_suite!(|clock| CLIENT.on_shared_cluster(clock));
 }

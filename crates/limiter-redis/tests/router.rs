@@ -1,64 +1,50 @@
 //! `Router` (model-priority fallback with cooldowns shared through the
-//! store) on the Redis stores, with a fresh `redis-server` per test and the
-//! manual clock: a 429 falls back and cools the model down, a second
+//! store) on the Redis stores, on one `redis-server` shared by the tests
+//! (each under a key prefix of its own), with the manual clock: a 429 falls back and cools the model down, a second
 //! router on another connection (another process) honours that cooldown
 //! until it ends, and exhaustion of every model is a typed error.
 
 #![cfg(any(feature = "redis-rs", feature = "fred"))]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use limiter_core::{Clock, Cost, Limiter, Limits, ManualClock, Store};
+use limiter_core::{Clock, Cost, LeaseStore, Limiter, Limits, ManualClock};
 use limiter_models::{HttpError, RefusalReason, Router, RouterError};
 use limiter_test_redis::RedisServer;
 
+mod support;
+use support::{Client, Connect};
+
 const SEC: Duration = Duration::from_secs(1);
 
-/// Which client a store is built on.
-#[derive(Clone, Copy, Debug)]
-enum Client {
-    #[cfg(feature = "redis-rs")]
-    RedisRs,
-    #[cfg(feature = "fred")]
-    Fred,
+/// A key prefix no other test of this binary uses, so that the tests can
+/// share one server.
+fn unique_prefix() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!("router-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A new connection to `url` on `clock`.
-async fn connect(client: Client, url: &str, clock: &ManualClock) -> Arc<dyn Store> {
-    match client {
-        #[cfg(feature = "redis-rs")]
-        Client::RedisRs => Arc::new(
-            limiter_redis::RedisStore::builder()
-                .url(url)
-                .clock(clock.clone())
-                .connect()
-                .await
-                .expect("connect to the test server"),
-        ),
-        #[cfg(feature = "fred")]
-        Client::Fred => Arc::new(
-            limiter_redis::FredStore::builder()
-                .url(url)
-                .clock(clock.clone())
-                .connect()
-                .await
-                .expect("connect to the test server"),
-        ),
-    }
-}
-
-async fn start_server() -> RedisServer {
-    tokio::task::spawn_blocking(RedisServer::start)
+/// A new connection (another process, as far as the server can tell) to
+/// this binary's shared server under `prefix`, on `clock`.
+async fn connect(client: Client, prefix: &str, clock: &ManualClock) -> Arc<dyn LeaseStore> {
+    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
         .await
-        .unwrap()
+        .unwrap();
+    let mut c = Connect::server(url).clock(clock.clone());
+    c.prefix = Some(prefix.to_owned());
+    client
+        .connect(&c)
+        .await
+        .expect("connect to the test server")
 }
 
 /// A router over `models` on `store`, each limited to 100 RPM.
-fn router(store: &Arc<dyn Store>, models: &[&str]) -> Router {
+fn router(store: &Arc<dyn LeaseStore>, models: &[&str]) -> Router {
     let mut b = Router::builder().default_cooldown(45 * SEC);
     for m in models {
-        let limiter = Limiter::builder_shared(store.clone(), *m)
+        let limiter = Limiter::builder(store.clone(), *m)
             .limits(Limits::new().rpm(100))
             .build()
             .unwrap();
@@ -99,10 +85,10 @@ fn take(calls: &Mutex<Vec<String>>) -> Vec<String> {
 /// second router on a second connection skips A without calling it while
 /// the cooldown lasts, and calls it again once the clock is past its end.
 async fn fallback_and_shared_cooldown(client: Client) {
-    let server = start_server().await;
+    let prefix = unique_prefix();
     let clock = ManualClock::new();
-    let first_store = connect(client, &server.url(), &clock).await;
-    let second_store = connect(client, &server.url(), &clock).await;
+    let first_store = connect(client, &prefix, &clock).await;
+    let second_store = connect(client, &prefix, &clock).await;
     let first = router(&first_store, &["a", "b"]);
     let second = router(&second_store, &["a", "b"]);
     let calls = Mutex::new(Vec::new());
@@ -163,9 +149,9 @@ async fn fallback_and_shared_cooldown(client: Client) {
 /// reason per model, in priority order; a non-rate-limit error goes back at
 /// once.
 async fn all_models_exhausted(client: Client) {
-    let server = start_server().await;
+    let prefix = unique_prefix();
     let clock = ManualClock::new();
-    let store = connect(client, &server.url(), &clock).await;
+    let store = connect(client, &prefix, &clock).await;
     let r = router(&store, &["a", "b", "c"]);
     let calls = Mutex::new(Vec::new());
 
@@ -244,32 +230,14 @@ async fn all_models_exhausted(client: Client) {
     );
 }
 
-#[cfg(feature = "redis-rs")]
-mod redis_rs {
-    use super::*;
-
+support::per_client! {
     #[tokio::test]
     async fn falls_back_on_429_and_shares_the_cooldown() {
-        fallback_and_shared_cooldown(Client::RedisRs).await;
+        fallback_and_shared_cooldown(CLIENT).await;
     }
 
     #[tokio::test]
     async fn all_models_exhausted_says_why_per_model() {
-        all_models_exhausted(Client::RedisRs).await;
-    }
-}
-
-#[cfg(feature = "fred")]
-mod fred {
-    use super::*;
-
-    #[tokio::test]
-    async fn falls_back_on_429_and_shares_the_cooldown() {
-        fallback_and_shared_cooldown(Client::Fred).await;
-    }
-
-    #[tokio::test]
-    async fn all_models_exhausted_says_why_per_model() {
-        all_models_exhausted(Client::Fred).await;
+        all_models_exhausted(CLIENT).await;
     }
 }

@@ -43,65 +43,155 @@ limiter_core::delegate_store!(
     impl[G: std::fmt::Debug + Send + Sync + 'static] LeaseStore for Wrapped<G>, to |s| &s.store
 );
 
-/// A redis-rs store on this test binary's shared server, on the manual
-/// clock.
-#[cfg(feature = "redis-rs")]
-pub async fn redis_rs_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
-    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
-        .await
-        .unwrap();
-    let store = RedisStore::builder()
-        .url(url)
-        .clock(clock)
-        .connect()
-        .await
-        .expect("connect to the test server");
-    Arc::new(store)
+/// Which client a store is built on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// `RedisStore`, on redis-rs.
+    #[cfg(feature = "redis-rs")]
+    RedisRs,
+    /// `FredStore`, on fred.
+    #[cfg(feature = "fred")]
+    Fred,
 }
 
-/// A redis-rs store on this test binary's shared 3-master cluster, on the
-/// manual clock.
-#[cfg(feature = "redis-rs")]
-pub async fn redis_rs_cluster_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
-    let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
-        .await
-        .unwrap();
-    let store = RedisStore::builder()
-        .cluster(urls)
-        .clock(clock)
-        .connect()
-        .await
-        .expect("connect to the test cluster");
-    Arc::new(store)
+/// How a test store connects: everything but the client.
+#[derive(Clone, Debug, Default)]
+pub struct Connect {
+    /// A standalone server's URL, or a cluster's nodes when `cluster`.
+    pub urls: Vec<String>,
+    /// Whether `urls` are the nodes of a cluster.
+    pub cluster: bool,
+    /// The clock passed to the scripts (the server's `TIME` when `None`).
+    pub clock: Option<ManualClock>,
+    /// The builder's connection timeout (its default when `None`).
+    pub connection_timeout: Option<std::time::Duration>,
+    /// A key prefix (the builder's default when `None`).
+    pub prefix: Option<String>,
 }
 
-/// A fred store on this test binary's shared server, on the manual clock.
-#[cfg(feature = "fred")]
-pub async fn fred_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
-    let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
-        .await
-        .unwrap();
-    let store = limiter_redis::FredStore::builder()
-        .url(url)
-        .clock(clock)
-        .connect()
-        .await
-        .expect("connect to the test server");
-    Arc::new(store)
+impl Connect {
+    /// To a standalone server at `url`.
+    pub fn server(url: impl Into<String>) -> Self {
+        Connect {
+            urls: vec![url.into()],
+            ..Connect::default()
+        }
+    }
+
+    /// To a cluster with these nodes.
+    pub fn cluster(urls: Vec<String>) -> Self {
+        Connect {
+            urls,
+            cluster: true,
+            ..Connect::default()
+        }
+    }
+
+    /// With the scripts on `clock`.
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// With this connection timeout.
+    pub fn connection_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connection_timeout = Some(timeout);
+        self
+    }
 }
 
-/// A fred store on this test binary's shared 3-master cluster, on the
-/// manual clock.
-#[cfg(feature = "fred")]
-pub async fn fred_cluster_on(clock: ManualClock) -> Arc<dyn LeaseStore> {
-    let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
-        .await
-        .unwrap();
-    let store = limiter_redis::FredStore::builder()
-        .cluster(urls)
-        .clock(clock)
-        .connect()
-        .await
-        .expect("connect to the test cluster");
-    Arc::new(store)
+/// Applies a `Connect` to either builder (their setters share names).
+macro_rules! configure {
+    ($builder:expr, $c:expr) => {{
+        let c = $c;
+        let mut b = $builder;
+        b = if c.cluster {
+            b.cluster(c.urls.clone())
+        } else {
+            b.url(c.urls[0].clone())
+        };
+        if let Some(clock) = &c.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(t) = c.connection_timeout {
+            b = b.connection_timeout(t);
+        }
+        if let Some(p) = &c.prefix {
+            b = b.prefix(p);
+        }
+        b
+    }};
 }
+
+impl Client {
+    /// Connects a store of this client.
+    pub async fn connect(self, c: &Connect) -> limiter_core::Result<Arc<dyn LeaseStore>> {
+        Ok(match self {
+            #[cfg(feature = "redis-rs")]
+            Client::RedisRs => Arc::new(configure!(RedisStore::builder(), c).connect().await?),
+            #[cfg(feature = "fred")]
+            Client::Fred => Arc::new(
+                configure!(limiter_redis::FredStore::builder(), c)
+                    .connect()
+                    .await?,
+            ),
+        })
+    }
+
+    /// The `Debug` text of a builder set up with `c`.
+    pub fn builder_debug(self, c: &Connect) -> String {
+        match self {
+            #[cfg(feature = "redis-rs")]
+            Client::RedisRs => format!("{:?}", configure!(RedisStore::builder(), c)),
+            #[cfg(feature = "fred")]
+            Client::Fred => format!("{:?}", configure!(limiter_redis::FredStore::builder(), c)),
+        }
+    }
+
+    /// A store of this client on this test binary's shared server, on the
+    /// manual clock.
+    pub async fn on_shared_server(self, clock: ManualClock) -> Arc<dyn LeaseStore> {
+        let url = tokio::task::spawn_blocking(|| RedisServer::shared().url())
+            .await
+            .unwrap();
+        self.connect(&Connect::server(url).clock(clock))
+            .await
+            .expect("connect to the test server")
+    }
+
+    /// A store of this client on this test binary's shared 3-master
+    /// cluster, on the manual clock.
+    pub async fn on_shared_cluster(self, clock: ManualClock) -> Arc<dyn LeaseStore> {
+        let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
+            .await
+            .unwrap();
+        self.connect(&Connect::cluster(urls).clock(clock))
+            .await
+            .expect("connect to the test cluster")
+    }
+}
+
+/// Stamps `items` out once per client compiled in: in a module `redis_rs`
+/// and a module `fred`, each seeing the parent's names and a constant
+/// `CLIENT` naming its client.
+#[allow(unused_macros)]
+macro_rules! per_client {
+    ($($item:item)*) => {
+        #[cfg(feature = "redis-rs")]
+        mod redis_rs {
+            #[allow(unused_imports)]
+            use super::*;
+            const CLIENT: $crate::support::Client = $crate::support::Client::RedisRs;
+            $($item)*
+        }
+        #[cfg(feature = "fred")]
+        mod fred {
+            #[allow(unused_imports)]
+            use super::*;
+            const CLIENT: $crate::support::Client = $crate::support::Client::Fred;
+            $($item)*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_client;
