@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::contract::argv;
+use std::sync::OnceLock;
+
+use crate::contract::{self, argv};
 use limiter_core::{
     Amounts, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId, LeaseStatus,
     Limits, NotUntil, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage,
@@ -31,8 +33,15 @@ impl Op {
         Op::Lease,
     ];
 
-    /// The script's Lua source.
+    /// The script's Lua source as the server runs it: the file's, with the
+    /// contract's names replaced by their numbers ([`contract::expand`]).
     pub(crate) fn source(self) -> &'static str {
+        static SOURCES: OnceLock<[String; 6]> = OnceLock::new();
+        &SOURCES.get_or_init(|| Op::ALL.map(|op| contract::expand(op.file_source())))[self as usize]
+    }
+
+    /// The script's Lua source as in `src/lua/`.
+    fn file_source(self) -> &'static str {
         match self {
             Op::Reserve => concat!(
                 include_str!("lua/common.lua"),

@@ -3,8 +3,12 @@
 //! scalar of a key's state sits in its MessagePack array, and the bits that
 //! say where a record was counted (those of `limiter_core::state`).
 //!
-//! `src/lua/common.lua` names the same places in three tables at its top
-//! (`A`, `S` and `C`); a test reads them and checks them against these.
+//! The scripts in `src/lua/` use the same names, prefixed: `A_NOW` for
+//! [`argv::NOW`], `S_LAST_ID` for the state slot `LAST_ID`, `C_IN_BUCKETS`
+//! for the bit `IN_BUCKETS`. [`expand`] puts the numbers in place of the
+//! names before a script is loaded, so the server runs plain literals (a
+//! Lua local or table per name would cost time on every call), and the
+//! tests check that every such name in the scripts is one of these.
 
 /// Positions in `ARGV` of the admission scripts (reserve, adjust, refund,
 /// status), 1-based as Lua counts.
@@ -47,8 +51,7 @@ pub(crate) mod argv {
     /// The first of the operation's own arguments.
     pub(crate) const OP: usize = 23;
 
-    /// Every name with its position, as `common.lua`'s table `A` has them.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Every name with its position, as `common.lua`'s `A_*` locals have them.
     pub(crate) const LAYOUT: &[(&str, usize)] = &[
         ("NOW", NOW),
         ("WINDOW", WINDOW),
@@ -72,10 +75,9 @@ pub(crate) mod argv {
 }
 
 /// Slots of a key's state array (field `m` of its hash), 1-based, as
-/// `common.lua`'s table `S` has them. Only the scripts read and write it;
+/// `common.lua`'s `S_*` locals have them. Only the scripts read and write it;
 /// the names follow `limiter_core::KeyState`'s fields. Runs of five
 /// (`TOTALS_*`, `TAT`, `FULL`) start at the slot given.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("NEXT_ID", 1),
     ("LAST_SLOT", 2),
@@ -102,9 +104,8 @@ pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("FRONT_EXPIRY", 43),
 ];
 
-/// The bits of a record's `counted` field, as `common.lua`'s table `C` has
-/// them: those of `limiter_core::state`.
-#[cfg_attr(not(test), allow(dead_code))]
+/// The bits of a record's `counted` field, as `common.lua`'s `C_*` locals
+/// have them: those of `limiter_core::state`.
 pub(crate) const COUNTED_BITS: &[(&str, u8)] = {
     use limiter_core::state::{
         IN_BUCKETS, IN_CALENDAR, IN_DAY_RING, IN_SECOND, IN_WINDOW, ZONE_NEXT,
@@ -119,54 +120,132 @@ pub(crate) const COUNTED_BITS: &[(&str, u8)] = {
     ]
 };
 
+/// The number a contract name stands for in a script: `A_*` from
+/// [`argv::LAYOUT`], `S_*` from [`STATE_SLOTS`], `C_*` from
+/// [`COUNTED_BITS`].
+fn value_of(name: &str) -> Option<u64> {
+    let (prefix, rest) = (name.get(..2)?, name.get(2..)?);
+    match prefix {
+        "A_" => argv::LAYOUT
+            .iter()
+            .find(|(n, _)| *n == rest)
+            .map(|&(_, v)| v as u64),
+        "S_" => STATE_SLOTS
+            .iter()
+            .find(|(n, _)| *n == rest)
+            .map(|&(_, v)| v as u64),
+        "C_" => COUNTED_BITS
+            .iter()
+            .find(|(n, _)| *n == rest)
+            .map(|&(_, v)| u64::from(v)),
+        _ => None,
+    }
+}
+
+/// Whether `name` has the form of a contract name: `A_`, `S_` or `C_`, then
+/// capitals, digits and underscores.
+fn is_contract_name(name: &str) -> bool {
+    matches!(name.get(..2), Some("A_" | "S_" | "C_"))
+        && name.len() > 2
+        && name[2..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `src` with every contract name replaced by its number; all other text
+/// is kept as it is.
+///
+/// # Panics
+/// On a name of the contract's form that the contract does not define (the
+/// tests run every script through this, so a typo fails them, not a user).
+pub(crate) fn expand(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        out.push_str(&rest[..start]);
+        let word = &rest[start..];
+        let len = word
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(word.len());
+        let ident = &word[..len];
+        if is_contract_name(ident) {
+            let v =
+                value_of(ident).unwrap_or_else(|| panic!("{ident} is not defined in contract.rs"));
+            out.push_str(&v.to_string());
+        } else {
+            out.push_str(ident);
+        }
+        rest = &word[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const COMMON: &str = include_str!("lua/common.lua");
 
-    /// The `NAME = number` entries of the Lua table `local NAME = { ... }`.
-    fn lua_table(name: &str) -> Vec<(String, u64)> {
-        let start = format!("local {name} = {{");
-        let from = COMMON
-            .find(&start)
-            .unwrap_or_else(|| panic!("common.lua has no table {name}"))
-            + start.len();
-        let body = &COMMON[from..from + COMMON[from..].find('}').expect("a closing brace")];
-        body.split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (k, v) = e
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{name}: {e:?} is not NAME = number"));
-                let v = v.trim().parse().unwrap_or_else(|_| panic!("{name}: {e:?}"));
-                (k.trim().to_owned(), v)
-            })
-            .collect()
-    }
+    const SCRIPTS: [(&str, &str); 5] = [
+        ("common.lua", COMMON),
+        ("reserve.lua", include_str!("lua/reserve.lua")),
+        ("adjust.lua", include_str!("lua/adjust.lua")),
+        ("refund.lua", include_str!("lua/refund.lua")),
+        ("status.lua", include_str!("lua/status.lua")),
+    ];
 
-    fn owned<T: Copy + Into<u64>>(rows: &[(&str, T)]) -> Vec<(String, u64)> {
-        rows.iter()
-            .map(|&(k, v)| (k.to_owned(), v.into()))
+    /// Every identifier of `src` that has the form of a contract name.
+    fn names_in(src: &str) -> Vec<&str> {
+        src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| is_contract_name(w))
             .collect()
     }
 
     #[test]
-    fn the_lua_header_matches_the_argv_layout() {
-        let layout: Vec<(&str, u64)> = argv::LAYOUT.iter().map(|&(k, v)| (k, v as u64)).collect();
-        assert_eq!(lua_table("A"), owned(&layout));
+    fn every_name_the_scripts_use_is_defined_and_every_one_defined_is_used() {
+        let mut used = std::collections::BTreeSet::new();
+        for (file, src) in SCRIPTS {
+            for name in names_in(src) {
+                assert!(
+                    value_of(name).is_some(),
+                    "{file}: {name} is not in contract.rs"
+                );
+                used.insert(name.to_owned());
+            }
+        }
+        let defined = argv::LAYOUT
+            .iter()
+            .map(|(n, _)| format!("A_{n}"))
+            .chain(STATE_SLOTS.iter().map(|(n, _)| format!("S_{n}")))
+            .chain(COUNTED_BITS.iter().map(|(n, _)| format!("C_{n}")));
+        for name in defined {
+            assert!(
+                used.contains(&name),
+                "{name} is defined but no script uses it"
+            );
+        }
     }
 
     #[test]
-    fn the_lua_header_matches_the_state_slots() {
-        let slots: Vec<(&str, u64)> = STATE_SLOTS.iter().map(|&(k, v)| (k, v as u64)).collect();
-        assert_eq!(lua_table("S"), owned(&slots));
+    fn expand_puts_numbers_for_names_and_keeps_the_rest() {
+        assert_eq!(
+            expand("x = n(A_OP + 1) + M[S_LAST_ID] -- S_FIRST_DAY, C_ZONE_NEXT\nA_b S_"),
+            "x = n(23 + 1) + M[3] -- 4, 32\nA_b S_"
+        );
+        // A longer name is never cut at a shorter one's end, nor a name
+        // taken out of a longer identifier.
+        assert_eq!(expand("S_FIRST_D S_FIRST_DAY"), "41 4");
+        assert_eq!(expand("MY_S_LAST_ID"), "MY_S_LAST_ID");
+        for (file, src) in SCRIPTS {
+            assert!(names_in(&expand(src)).is_empty(), "{file}: a name was left");
+        }
     }
 
     #[test]
-    fn the_lua_header_matches_the_counted_bits() {
-        assert_eq!(lua_table("C"), owned(COUNTED_BITS));
+    #[should_panic(expected = "S_NO_SUCH_SLOT is not defined")]
+    fn an_undefined_name_is_refused() {
+        expand("M[S_NO_SUCH_SLOT]");
     }
 
     #[test]
@@ -202,13 +281,7 @@ mod tests {
     /// No script indexes ARGV, the state array or the bits by a bare number.
     #[test]
     fn the_scripts_use_the_names() {
-        for (file, src) in [
-            ("common.lua", COMMON),
-            ("reserve.lua", include_str!("lua/reserve.lua")),
-            ("adjust.lua", include_str!("lua/adjust.lua")),
-            ("refund.lua", include_str!("lua/refund.lua")),
-            ("status.lua", include_str!("lua/status.lua")),
-        ] {
+        for (file, src) in SCRIPTS {
             for (i, line) in src.lines().enumerate() {
                 let code = line.split("--").next().unwrap_or("");
                 for bare in ["n(", "mv(", "M[", "has(r.counted, "] {

@@ -10,36 +10,23 @@ local H, Q = KEYS[1], KEYS[2]
 local BUCKETS = 128
 local DIMS = 5
 
--- The contract with the client, defined in crates/limiter-redis/src/
--- contract.rs; a test checks these three tables against it.
---
--- ARGV positions: now in µs ("" to read the server's TIME), then the limits
--- as the client checked and derived them (WL: the five per-window limits,
--- DL: the two daily ones), then the operation's own arguments from OP on.
-local A = {
-  NOW = 1, WINDOW = 2, GUARD = 3, SPAN_W = 4, SPAN_S = 5, SPAN_D = 6,
-  WL = 7, RPS = 12, DL = 13, SPACING = 15, BUCKET = 16, CALENDAR = 17,
-  RESET = 18, US_DST = 19, OFFSET = 20, RETENTION = 21, KEEP = 22, OP = 23,
-}
--- Slots of the state's scalars, one MessagePack array in field 'm' (the
--- cooldown's end is in field 'cd', written by the cooldown script). TOTALS_*
--- hold each ring's five totals, TAT and FULL the five token buckets' theoretical
--- arrival times and fill instants; FIRST_* a lower bound of each ring's first
--- bucket, WAITING the waiting count, FRONT_EXPIRY the front record's expiry
--- when known (0: unknown). The hints only spare calls that would find nothing.
-local S = {
-  NEXT_ID = 1, LAST_SLOT = 2, LAST_ID = 3, FIRST_DAY = 4, DAYS = 5,
-  FIRST_RECORD = 6, RECORD_SLOTS = 7, LIVE_RECORDS = 8, LAST_NOW = 9,
-  KEPT_UNTIL = 10, WIDTH_W = 11, WIDTH_S = 12, WIDTH_D = 13,
-  TOTALS_W = 14, TOTALS_S = 19, TOTALS_D = 24, TAT = 29, FULL = 34,
-  FIRST_W = 39, FIRST_S = 40, FIRST_D = 41, WAITING = 42, FRONT_EXPIRY = 43,
-}
--- Where a record was counted: the bits of its `counted` field, as in
--- limiter_core::state.
-local C = {
-  IN_WINDOW = 1, IN_SECOND = 2, IN_DAY_RING = 4, IN_CALENDAR = 8,
-  IN_BUCKETS = 16, ZONE_NEXT = 32,
-}
+-- The contract with the client is defined once, in crates/limiter-redis/
+-- src/contract.rs, and its names are used here as they are there:
+--   A_*  positions in ARGV: A_NOW (now in µs, "" to read the server's TIME),
+--        the limits as the client checked and derived them (A_WL: the five
+--        per-window limits, A_DL: the two daily ones), and from A_OP on the
+--        operation's own arguments;
+--   S_*  slots of the state's scalars, one MessagePack array in field 'm'
+--        (the cooldown's end is in field 'cd', written by the cooldown
+--        script): S_TOTALS_W, S_TOTALS_S and S_TOTALS_D each ring's five
+--        totals, S_TAT and S_FULL the five token buckets' theoretical
+--        arrival times and fill instants, S_FIRST_W, S_FIRST_S and
+--        S_FIRST_D a lower bound of each ring's first bucket, S_WAITING the
+--        waiting count, S_FRONT_EXPIRY the front record's expiry when known
+--        (0: unknown); the hints only spare calls that would find nothing;
+--   C_*  the bits of a record's `counted` field, as in limiter_core::state.
+-- The client puts the numbers in place of the names before it loads a
+-- script, so that naming them costs the server nothing per call.
 
 local function n(i) return tonumber(ARGV[i]) end
 local function fmt(x) return string.format('%.0f', x) end
@@ -51,21 +38,21 @@ end
 local function has(bits, b) return math.floor(bits / b) % 2 == 1 end
 
 local now
-if ARGV[A.NOW] == '' then
+if ARGV[A_NOW] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 else
-  now = n(A.NOW)
+  now = n(A_NOW)
 end
 
 local P = {
-  window = n(A.WINDOW), guard = n(A.GUARD),
-  span_w = n(A.SPAN_W), span_s = n(A.SPAN_S), span_d = n(A.SPAN_D),
-  wl = { n(A.WL), n(A.WL + 1), n(A.WL + 2), n(A.WL + 3), n(A.WL + 4) },
-  rps = n(A.RPS), dl = { n(A.DL), n(A.DL + 1) }, spacing = n(A.SPACING),
-  bucket = n(A.BUCKET) == 1, calendar = n(A.CALENDAR) == 1, reset = n(A.RESET),
-  us_dst = n(A.US_DST) == 1, offset = n(A.OFFSET), retention = n(A.RETENTION),
-  keep = n(A.KEEP),
+  window = n(A_WINDOW), guard = n(A_GUARD),
+  span_w = n(A_SPAN_W), span_s = n(A_SPAN_S), span_d = n(A_SPAN_D),
+  wl = { n(A_WL), n(A_WL + 1), n(A_WL + 2), n(A_WL + 3), n(A_WL + 4) },
+  rps = n(A_RPS), dl = { n(A_DL), n(A_DL + 1) }, spacing = n(A_SPACING),
+  bucket = n(A_BUCKET) == 1, calendar = n(A_CALENDAR) == 1, reset = n(A_RESET),
+  us_dst = n(A_US_DST) == 1, offset = n(A_OFFSET), retention = n(A_RETENTION),
+  keep = n(A_KEEP),
 }
 local day_on = P.dl[1] > 0 or P.dl[2] > 0
 local wl_on = false
@@ -79,23 +66,23 @@ do
   cd = tonumber(v[2]) or 0
 end
 local function mv(i) return M[i] or 0 end
-local st = { nr = mv(S.NEXT_ID), ls = mv(S.LAST_SLOT), li = M[S.LAST_ID] or -1, cd = cd,
-  yf = mv(S.FIRST_DAY), yn = mv(S.DAYS), rf = mv(S.FIRST_RECORD), rn = mv(S.RECORD_SLOTS),
-  rl = mv(S.LIVE_RECORDS), xp = mv(S.KEPT_UNTIL), qn = mv(S.WAITING), rfx = mv(S.FRONT_EXPIRY) }
+local st = { nr = mv(S_NEXT_ID), ls = mv(S_LAST_SLOT), li = M[S_LAST_ID] or -1, cd = cd,
+  yf = mv(S_FIRST_DAY), yn = mv(S_DAYS), rf = mv(S_FIRST_RECORD), rn = mv(S_RECORD_SLOTS),
+  rl = mv(S_LIVE_RECORDS), xp = mv(S_KEPT_UNTIL), qn = mv(S_WAITING), rfx = mv(S_FRONT_EXPIRY) }
 local B = {} -- tat1..5, full1..5
-for i = 1, 2 * DIMS do B[i] = mv(S.TAT + i - 1) end
+for i = 1, 2 * DIMS do B[i] = mv(S_TAT + i - 1) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
-now = math.max(now, mv(S.LAST_NOW))
+now = math.max(now, mv(S_LAST_NOW))
 
 local function ring(p, z, gi, ti, fi)
   local tot = {}
   for d = 1, DIMS do tot[d] = mv(ti + d - 1) end
   return { p = p, z = z, g = mv(gi), tot = tot, f = mv(fi) }
 end
-local W = ring('w', KEYS[3], S.WIDTH_W, S.TOTALS_W, S.FIRST_W)
-local SEC = ring('s', KEYS[4], S.WIDTH_S, S.TOTALS_S, S.FIRST_S)
-local DR = ring('d', KEYS[5], S.WIDTH_D, S.TOTALS_D, S.FIRST_D)
+local W = ring('w', KEYS[3], S_WIDTH_W, S_TOTALS_W, S_FIRST_W)
+local SEC = ring('s', KEYS[4], S_WIDTH_S, S_TOTALS_S, S_FIRST_S)
+local DR = ring('d', KEYS[5], S_WIDTH_D, S_TOTALS_D, S_FIRST_D)
 -- Keys that got their first member in this call (they need a TTL).
 local fresh = {}
 local function zadd(key, score, member)
@@ -399,15 +386,15 @@ end
 
 local function commit(slot, a)
   local counted, day = 0, 0
-  if not P.bucket and wl_on then add_at(W, idiv(slot, W.g), a); counted = counted + C.IN_WINDOW end
-  if P.rps > 0 then add_at(SEC, idiv(slot, SEC.g), req_only(a)); counted = counted + C.IN_SECOND end
+  if not P.bucket and wl_on then add_at(W, idiv(slot, W.g), a); counted = counted + C_IN_WINDOW end
+  if P.rps > 0 then add_at(SEC, idiv(slot, SEC.g), req_only(a)); counted = counted + C_IN_SECOND end
   if day_on then
     if not P.calendar then
-      add_at(DR, idiv(slot, DR.g), as_ring(a)); counted = counted + C.IN_DAY_RING
+      add_at(DR, idiv(slot, DR.g), as_ring(a)); counted = counted + C_IN_DAY_RING
     else
       local di, zn = calendar_day(slot)
-      yadd(di, { a[1], a[2] }); day = di; counted = counted + C.IN_CALENDAR
-      if zn then yadd(di + 1, { a[1], a[2] }); counted = counted + C.ZONE_NEXT end
+      yadd(di, { a[1], a[2] }); day = di; counted = counted + C_IN_CALENDAR
+      if zn then yadd(di + 1, { a[1], a[2] }); counted = counted + C_ZONE_NEXT end
     end
   end
   if P.bucket then
@@ -415,22 +402,22 @@ local function commit(slot, a)
       local inc = emission(a[d], P.wl[d])
       if B[d] <= slot then B[DIMS + d] = slot; B[d] = slot + inc else B[d] = B[d] + inc end
     end
-    counted = counted + C.IN_BUCKETS
+    counted = counted + C_IN_BUCKETS
   end
   return counted, day
 end
 
 local function recount(r, a, t, add)
-  local rings = { { C.IN_WINDOW, W, P.span_w, a }, { C.IN_SECOND, SEC, P.span_s, req_only(a) },
-    { C.IN_DAY_RING, DR, P.span_d, as_ring(a) } }
+  local rings = { { C_IN_WINDOW, W, P.span_w, a }, { C_IN_SECOND, SEC, P.span_s, req_only(a) },
+    { C_IN_DAY_RING, DR, P.span_d, as_ring(a) } }
   for _, x in ipairs(rings) do
     if has(r.counted, x[1]) then
       if add then readd(x[2], r.slot, x[4], t, x[3]) else rsub(x[2], r.slot, x[4], t, x[3]) end
     end
   end
-  if has(r.counted, C.IN_CALENDAR) then
+  if has(r.counted, C_IN_CALENDAR) then
     local ds = { r.day }
-    if has(r.counted, C.ZONE_NEXT) then ds[2] = r.day + 1 end
+    if has(r.counted, C_ZONE_NEXT) then ds[2] = r.day + 1 end
     for _, day in ipairs(ds) do
       if add then yadd(day, { a[1], a[2] }) else ysub(day, { a[1], a[2] }) end
     end
@@ -461,17 +448,18 @@ local function save()
     local ttl = math.ceil((st.xp - now) / 1000)
     for key in pairs(fresh) do redis.call('PEXPIRE', key, ttl) end
   end
+  -- Filled in slot order, so that the array grows as an array.
   local m = {}
-  m[S.NEXT_ID], m[S.LAST_SLOT], m[S.LAST_ID] = st.nr, st.ls, st.li
-  m[S.FIRST_DAY], m[S.DAYS] = st.yf, st.yn
-  m[S.FIRST_RECORD], m[S.RECORD_SLOTS], m[S.LIVE_RECORDS] = st.rf, st.rn, st.rl
-  m[S.LAST_NOW], m[S.KEPT_UNTIL] = now, st.xp
-  m[S.WIDTH_W], m[S.WIDTH_S], m[S.WIDTH_D] = W.g, SEC.g, DR.g
-  for d = 1, DIMS do
-    m[S.TOTALS_W + d - 1], m[S.TOTALS_S + d - 1], m[S.TOTALS_D + d - 1] = W.tot[d], SEC.tot[d], DR.tot[d]
-  end
-  for i = 1, 2 * DIMS do m[S.TAT + i - 1] = B[i] end
-  m[S.FIRST_W], m[S.FIRST_S], m[S.FIRST_D] = W.f, SEC.f, DR.f
-  m[S.WAITING], m[S.FRONT_EXPIRY] = st.qn, st.rfx
+  m[S_NEXT_ID] = st.nr; m[S_LAST_SLOT] = st.ls; m[S_LAST_ID] = st.li
+  m[S_FIRST_DAY] = st.yf; m[S_DAYS] = st.yn
+  m[S_FIRST_RECORD] = st.rf; m[S_RECORD_SLOTS] = st.rn; m[S_LIVE_RECORDS] = st.rl
+  m[S_LAST_NOW] = now; m[S_KEPT_UNTIL] = st.xp
+  m[S_WIDTH_W] = W.g; m[S_WIDTH_S] = SEC.g; m[S_WIDTH_D] = DR.g
+  for d = 1, DIMS do m[S_TOTALS_W + d - 1] = W.tot[d] end
+  for d = 1, DIMS do m[S_TOTALS_S + d - 1] = SEC.tot[d] end
+  for d = 1, DIMS do m[S_TOTALS_D + d - 1] = DR.tot[d] end
+  for i = 1, 2 * DIMS do m[S_TAT + i - 1] = B[i] end
+  m[S_FIRST_W] = W.f; m[S_FIRST_S] = SEC.f; m[S_FIRST_D] = DR.f
+  m[S_WAITING] = st.qn; m[S_FRONT_EXPIRY] = st.rfx
   redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end

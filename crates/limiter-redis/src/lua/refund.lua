@@ -1,5 +1,5 @@
--- refund: ARGV[A.OP] record id -> {1} or {-1} (unknown)
-local id = n(A.OP)
+-- refund: ARGV[A_OP] record id -> {1} or {-1} (unknown)
+local id = n(A_OP)
 advance(now)
 local r = rec_get(id)
 if not r then
@@ -12,7 +12,7 @@ if id == st.rf then st.rfx = 0 end
 rec_trim(0)
 st.qn = st.qn - redis.call('ZREM', Q, fmt(id))
 recount(r, r.a, now, false)
-if has(r.counted, C.IN_BUCKETS) and st.li == id then adjust_buckets(r.slot, r.a, { 0, 0, 0, 0, 0 }, now, true) end
+if has(r.counted, C_IN_BUCKETS) and st.li == id then adjust_buckets(r.slot, r.a, { 0, 0, 0, 0, 0 }, now, true) end
 if st.li == id then st.li = -1 end
 save()
 return { 1 }

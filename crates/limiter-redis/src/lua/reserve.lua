@@ -1,7 +1,7 @@
--- reserve: ARGV[A.OP .. A.OP + 4] amounts, ARGV[A.OP + 5] max wait in µs (-1: none)
+-- reserve: ARGV[A_OP .. A_OP + 4] amounts, ARGV[A_OP + 5] max wait in µs (-1: none)
 -- -> {1, slot, now, id, position} or {0, earliest, now}
-local a = { n(A.OP), n(A.OP + 1), n(A.OP + 2), n(A.OP + 3), n(A.OP + 4) }
-local max_wait = n(A.OP + 5)
+local a = { n(A_OP), n(A_OP + 1), n(A_OP + 2), n(A_OP + 3), n(A_OP + 4) }
+local max_wait = n(A_OP + 5)
 advance(now)
 local slot = earliest(a)
 if max_wait >= 0 and slot - now > max_wait then
