@@ -627,13 +627,23 @@ impl LiveLimiter {
             .await?)
     }
 
-    /// The end of the cooldown of `model` in force, if any.
+    /// The end of the cooldown of `model` in force, if any, on the store's
+    /// clock.
     ///
     /// # Errors
     /// As [`trigger_cooldown`](Self::trigger_cooldown).
-    pub async fn cooldown(&self, model: &str) -> Result<Option<Timestamp>> {
+    pub async fn cooldown_end(&self, model: &str) -> Result<Option<Timestamp>> {
         let m = self.resolve(model)?;
         Ok(self.inner.store.cooldown_end(&m.key).await?)
+    }
+
+    /// The old name of [`cooldown_end`](Self::cooldown_end).
+    ///
+    /// # Errors
+    /// As [`trigger_cooldown`](Self::trigger_cooldown).
+    #[deprecated(since = "0.2.0", note = "renamed `cooldown_end`")]
+    pub async fn cooldown(&self, model: &str) -> Result<Option<Timestamp>> {
+        self.cooldown_end(model).await
     }
 
     pub(crate) fn max_wait(&self) -> Duration {

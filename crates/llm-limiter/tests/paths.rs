@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use llm_limiter::{
     AnthropicUsage, Cost, GeminiUsage, HttpError, ModelRefusal, NotUntil, OpenAiUsage, Pushback,
-    RateLimitError, RefusalReason, RetryHint, Routed, Router, RouterBuilder, RouterError,
-    TimeZone, Timestamp,
+    RateLimitError, RefusalReason, RetryHint, Routed, Router, RouterBuilder, RouterError, TimeZone,
+    Timestamp,
 };
 
 #[test]
@@ -41,7 +41,10 @@ fn moved_helpers_answer_at_their_old_paths_as_at_their_new_ones() {
     );
     let zone = TimeZone::US_PACIFIC;
     let day = llm_limiter::day_index(&zone, 0, 1_767_225_600_000_000);
-    assert_eq!(day, llm_limiter::calendar::day_index(&zone, 0, 1_767_225_600_000_000));
+    assert_eq!(
+        day,
+        llm_limiter::calendar::day_index(&zone, 0, 1_767_225_600_000_000)
+    );
     assert_eq!(
         llm_limiter::day_start(&zone, 0, day),
         llm_limiter::calendar::day_start(&zone, 0, day)

@@ -506,6 +506,10 @@ pub async fn cooldown_blocks_every_limiter(h: H) {
         "{a}"
     );
     assert_eq!(a.reason().unwrap(), "cooling down for 30 s");
+    assert_eq!(
+        two.cooldown_end("m").await.unwrap(),
+        Some(h.clock.now().saturating_add(Duration::from_secs(30)))
+    );
     assert!(matches!(
         unavailable(two.try_acquire_session("m").await),
         Unavailable::CoolingDown { .. }
