@@ -12,7 +12,7 @@ use crate::time::Timestamp;
 /// The id of one reservation, unique within its key.
 ///
 /// It prints and parses as a plain number, so that another process can
-/// settle a reservation it did not make ([`Store::adjust`]).
+/// settle a reservation it did not make ([`Store::adjust`](crate::Store::adjust)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RecordId(pub u64);
@@ -25,10 +25,10 @@ impl fmt::Display for RecordId {
 
 /// A request that would have to wait: try again at `earliest`.
 ///
-/// The one shape of a denial: [`Decision::Denied`] from a store,
+/// The one shape of a denial: [`Decision::Denied`](crate::Decision::Denied) from a store,
 /// `Err(NotUntil)` from [`Limiter::try_acquire`](crate::Limiter::try_acquire)
 /// (an outcome, not an error), and the `denied` of
-/// [`Error::WouldWaitTooLong`].
+/// [`Error::WouldWaitTooLong`](crate::Error::WouldWaitTooLong).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotUntil {
     /// The earliest slot the request could have had.

@@ -12,8 +12,8 @@ pub(super) const FAIL_OPEN_BIT: u64 = 1 << 62;
 /// The bits of a fallback id or of the fail-open counter.
 pub(super) const LOCAL_MASK: u64 = FAIL_OPEN_BIT - 1;
 
-/// Which store made a reservation of a [`ResilientStore`]; see
-/// [`ResilientStore::origin`].
+/// Which store made a reservation of a [`ResilientStore`](crate::ResilientStore); see
+/// [`ResilientStore::origin`](crate::ResilientStore::origin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RecordOrigin {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// How a [`ResilientStore`] retries a primary call that failed with a
+/// How a [`ResilientStore`](crate::ResilientStore) retries a primary call that failed with a
 /// retryable error ([`Error::is_retryable`]): exponential backoff with
 /// jitter.
 ///
@@ -221,7 +221,7 @@ mod secs {
     }
 }
 
-/// What a [`ResilientStore`] does once the primary store has failed a call
+/// What a [`ResilientStore`](crate::ResilientStore) does once the primary store has failed a call
 /// with a retryable error and every retry has failed too.
 ///
 /// Non-retryable errors (bad input, [`Error::UnknownRecord`], an
@@ -234,7 +234,7 @@ mod secs {
 pub enum Degradation {
     /// Admit at once, without limits, and log (a warning when the primary
     /// is lost). The reservation's record id is a fail-open id, which
-    /// [`Store::adjust`] and [`Store::refund`] accept and ignore.
+    /// [`Store::adjust`](crate::Store::adjust) and [`Store::refund`](crate::Store::refund) accept and ignore.
     #[default]
     FailOpen,
     /// Return the primary's error.
