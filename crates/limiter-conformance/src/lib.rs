@@ -111,6 +111,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@checks settle, conformance_store:
             adjust_down_frees_capacity,
             adjust_up_takes_capacity,
+            settling_input_and_output_separately_keeps_both,
             adjust_by_record_id_from_another_limiter,
             refund_gives_back,
             dropped_waiter_gives_back,

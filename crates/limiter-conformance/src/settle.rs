@@ -26,6 +26,28 @@ pub async fn adjust_up_takes_capacity(h: Harness) {
     l.try_acquire(Cost::tokens(300)).await.unwrap().unwrap();
 }
 
+/// Input and output settled one at a time, in either order, end at both
+/// real counts (each settlement starts from the last one, not from the
+/// reservation), `Permit::cost` says what the store holds, and a refused
+/// settlement changes neither.
+pub async fn settling_input_and_output_separately_keeps_both(h: Harness) {
+    let l = h.limiter(Limits::new().tpm(10_000).input_tpm(5_000).window(secs(10)));
+    let p = l.acquire(Cost::split(1_000, 2_000)).await.unwrap();
+    p.adjust(Cost::split(400, 2_000)).await.unwrap();
+    p.adjust_output(300).await.unwrap();
+    assert_eq!(p.cost(), Cost::split(400, 300));
+    let q = l.acquire(Cost::split(1_000, 2_000)).await.unwrap();
+    q.adjust_output(100).await.unwrap();
+    q.adjust_input(200).await.unwrap();
+    assert_eq!(q.cost(), Cost::split(200, 100));
+    let s = l.status().await.unwrap();
+    assert_eq!(s.get(Dimension::Tpm).unwrap().used, 400 + 300 + 200 + 100);
+    assert_eq!(s.get(Dimension::InputTpm).unwrap().used, 400 + 200);
+    assert!(q.adjust_output(limiter_core::MAX_AMOUNT + 1).await.is_err());
+    assert_eq!(q.cost(), Cost::split(200, 100));
+    assert_eq!(l.status().await.unwrap(), s);
+}
+
 /// A reservation can be settled by its record id through another limiter
 /// (another process) sharing the store.
 pub async fn adjust_by_record_id_from_another_limiter(h: Harness) {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::limits::{Cost, Limits};
@@ -197,7 +197,7 @@ impl Limiter {
                 slot: r.slot,
                 waited: Duration::ZERO,
                 position: r.position,
-                cost,
+                cost: Mutex::new(cost),
             })),
             Decision::Denied(denied) => Ok(Err(denied)),
         }
@@ -240,7 +240,7 @@ impl Limiter {
             slot: r.slot,
             waited,
             position: r.position,
-            cost,
+            cost: Mutex::new(cost),
         })
     }
 
@@ -359,7 +359,9 @@ pub struct Permit {
     slot: Timestamp,
     waited: Duration,
     position: u64,
-    cost: Cost,
+    /// What the store holds for this reservation: the reserved cost until
+    /// a settlement succeeds, then the last one settled.
+    cost: Mutex<Cost>,
 }
 
 impl Permit {
@@ -384,26 +386,49 @@ impl Permit {
         self.position
     }
 
-    /// The cost reserved (or last settled).
+    /// The cost the store holds for this permit: the one reserved, or the
+    /// last one settled through it.
     pub fn cost(&self) -> Cost {
-        self.cost
+        *self.cost.lock()
     }
 
     /// Settles the reservation with the usage the provider reported. May be
     /// called again as usage grows (streaming).
     ///
     /// # Errors
-    /// As [`Limiter::adjust`]; the reservation is then unchanged.
+    /// As [`Limiter::adjust`]; the reservation and [`cost`](Self::cost) are
+    /// then unchanged.
     pub async fn adjust(&self, actual: Cost) -> Result<()> {
-        self.limiter.adjust(self.record, actual).await
+        self.settle(|_| actual).await
     }
 
-    /// Settles only the output tokens, keeping input and images.
+    /// Settles only the input tokens, keeping what was last settled (or
+    /// reserved) of the output and images.
     ///
     /// # Errors
-    /// As [`Limiter::adjust`].
+    /// As [`adjust`](Self::adjust).
+    pub async fn adjust_input(&self, input_tokens: u64) -> Result<()> {
+        self.settle(|c| c.with_input(input_tokens)).await
+    }
+
+    /// Settles only the output tokens, keeping what was last settled (or
+    /// reserved) of the input and images: `adjust_input` then
+    /// `adjust_output`, in either order, ends at both real counts.
+    ///
+    /// # Errors
+    /// As [`adjust`](Self::adjust).
     pub async fn adjust_output(&self, output_tokens: u64) -> Result<()> {
-        self.adjust(self.cost.with_output(output_tokens)).await
+        self.settle(|c| c.with_output(output_tokens)).await
+    }
+
+    /// Settles with `change` of the cost held, remembering it once the store
+    /// took it. Settlements of one permit are meant one after the other:
+    /// two at once may reach the store in either order.
+    async fn settle(&self, change: impl FnOnce(Cost) -> Cost) -> Result<()> {
+        let new = change(self.cost());
+        self.limiter.adjust(self.record, new).await?;
+        *self.cost.lock() = new;
+        Ok(())
     }
 
     /// Gives the reservation back: the request never reached the provider.

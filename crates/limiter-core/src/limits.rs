@@ -12,6 +12,16 @@ use crate::error::{Error, Result};
 /// lose precision in a Redis script, whose numbers are doubles.
 pub const MAX_AMOUNT: u64 = 1 << 50;
 
+/// `d` in whole milliseconds, `u64::MAX` when it does not fit.
+const fn saturating_millis(d: Duration) -> u64 {
+    let ms = d.as_millis();
+    if ms > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        ms as u64
+    }
+}
+
 /// How the per-window limits (`rpm`, `tpm`, `input_tpm`, `output_tpm`,
 /// `ipm`) count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,10 +215,12 @@ impl Limits {
         self
     }
 
-    /// Sets the window of the per-window limits.
+    /// Sets the window of the per-window limits. A window longer than
+    /// [`validate`](Self::validate) takes (one day) is kept as it is, not
+    /// wrapped, so that `validate` refuses it.
     #[must_use]
     pub const fn window(mut self, window: Duration) -> Self {
-        self.window_ms = window.as_millis() as u64;
+        self.window_ms = saturating_millis(window);
         self
     }
 
@@ -219,10 +231,11 @@ impl Limits {
         self
     }
 
-    /// Sets the guard band.
+    /// Sets the guard band. Like [`window`](Self::window), a value too
+    /// large is kept, not wrapped, for `validate` to refuse.
     #[must_use]
     pub const fn guard(mut self, guard: Duration) -> Self {
-        self.guard_ms = guard.as_millis() as u64;
+        self.guard_ms = saturating_millis(guard);
         self
     }
 
@@ -658,6 +671,13 @@ impl Cost {
     #[must_use]
     pub const fn with_images(mut self, images: u64) -> Self {
         self.images = images;
+        self
+    }
+
+    /// The same cost with `input` input tokens.
+    #[must_use]
+    pub const fn with_input(mut self, input: u64) -> Self {
+        self.input_tokens = input;
         self
     }
 

@@ -76,3 +76,34 @@ fn token_bucket_max_request_leaves_room_for_the_guard() {
         .window_kind(WindowKind::TokenBucket);
     assert_eq!(l.max_request(Dimension::Tpm), 900);
 }
+
+/// Durations too long for the millisecond fields are kept as too long, not
+/// wrapped into something that validates (2^64 ms + 384 ms once read as
+/// 384 ms).
+#[test]
+fn window_and_guard_setters_never_wrap() {
+    let huge = Duration::from_secs(18_446_744_073_709_552);
+    let l = Limits::new().rpm(1).window(huge);
+    assert_eq!(l.window_ms, u64::MAX);
+    assert!(matches!(
+        l.validate(),
+        Err(Error::InvalidNumber {
+            field: "window_ms",
+            ..
+        })
+    ));
+    let l = Limits::new().rpm(1).guard(huge);
+    assert_eq!(l.guard_ms, u64::MAX);
+    assert!(l.validate().is_err());
+    assert!(Limits::new()
+        .rpm(1)
+        .window(Duration::MAX)
+        .validate()
+        .is_err());
+    // In range, they are exact.
+    let l = Limits::new()
+        .rpm(1)
+        .window(Duration::from_millis(86_400_000));
+    assert_eq!(l.window_ms, 86_400_000);
+    l.validate().unwrap();
+}
