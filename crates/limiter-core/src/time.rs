@@ -151,6 +151,20 @@ struct ManualInner {
     wakers: std::collections::HashMap<u64, Waker>,
 }
 
+impl ManualInner {
+    /// Drops the earliest deadlines whose sleeps are gone, so that the
+    /// heap's top is a live sleeper (amortised O(log n): each entry is
+    /// popped once).
+    fn prune(&mut self) {
+        while let Some(Reverse((_, id))) = self.sleepers.peek().copied() {
+            if self.wakers.contains_key(&id) {
+                break;
+            }
+            self.sleepers.pop();
+        }
+    }
+}
+
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.inner.lock();
@@ -204,9 +218,12 @@ impl ManualClock {
         }
     }
 
-    /// The earliest deadline of a pending sleeper, if any.
+    /// The earliest deadline of a pending sleeper, if any: one whose sleep
+    /// is still waiting (a sleep dropped before its deadline no longer
+    /// counts).
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        inner.prune();
         inner.sleepers.peek().map(|Reverse((d, _))| Timestamp(*d))
     }
 
@@ -269,7 +286,9 @@ impl Future for ManualSleep {
 impl Drop for ManualSleep {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.clock.lock().wakers.remove(&id);
+            let mut inner = self.clock.lock();
+            inner.wakers.remove(&id);
+            inner.prune();
         }
     }
 }

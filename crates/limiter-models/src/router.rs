@@ -428,15 +428,15 @@ impl Router {
         let mut budget = max_wait;
         for route in &self.routes {
             let limiter = &route.limiter;
-            let now = limiter.store().clock().now();
+            // The store tells only a cooldown in force by its own clock (the
+            // Redis server's): this host's clock, which may be off, decides
+            // nothing here.
             if let Some(until) = limiter.cooldown_end().await? {
-                if until > now {
-                    refusals.push(ModelRefusal {
-                        model: route.name.clone(),
-                        reason: RefusalReason::CoolingDown { until },
-                    });
-                    continue;
-                }
+                refusals.push(ModelRefusal {
+                    model: route.name.clone(),
+                    reason: RefusalReason::CoolingDown { until },
+                });
+                continue;
             }
             let permit = match limiter.acquire_within(cost, budget).await {
                 Ok(p) => p,

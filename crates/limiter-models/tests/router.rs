@@ -572,3 +572,59 @@ async fn time_waited_for_a_pushed_back_model_counts_against_max_wait() {
         ref other => panic!("{other:?}"),
     }
 }
+
+/// A store whose "now" is its own while the host's clock, which callers
+/// sleep on, runs 10 minutes ahead of it (a host with a skewed clock).
+#[derive(Debug)]
+struct SkewedHost {
+    store: MemoryStore,
+    host: ManualClock,
+}
+
+limiter_core::delegate_store!(impl[] Store for SkewedHost, to |s| &s.store,
+    clock |s| Arc::new(s.host.clone()));
+
+/// A cooldown is judged on the store's clock alone: a model cooling down
+/// there is passed over as cooling down (not waited for, not called), even
+/// when this host's clock says the cooldown has ended.
+#[tokio::test]
+async fn cooldowns_are_judged_on_the_store_clock() {
+    let store_clock = ManualClock::new();
+    let host = ManualClock::at(store_clock.now().saturating_add(600 * SEC));
+    let store: Arc<dyn Store> = Arc::new(SkewedHost {
+        store: MemoryStore::with_clock(store_clock.clone()),
+        host,
+    });
+    let limiter = |key: &str| {
+        Limiter::builder_shared(store.clone(), key)
+            .limits(Limits::new().rpm(100))
+            .build()
+            .unwrap()
+    };
+    let router = Router::builder()
+        .limiter(limiter("a"))
+        .limiter(limiter("b"))
+        .build()
+        .unwrap();
+    router
+        .limiter("a")
+        .unwrap()
+        .cool_down(60 * SEC)
+        .await
+        .unwrap();
+    let calls = Calls::default();
+    let routed = run(&router, &calls, 5 * SEC, |_| Ok::<_, HttpError>("ok"))
+        .await
+        .unwrap();
+    assert_eq!(routed.model, "b");
+    assert_eq!(calls.get(), ["b"]);
+    assert_eq!(
+        routed.skipped,
+        [ModelRefusal {
+            model: "a".into(),
+            reason: RefusalReason::CoolingDown {
+                until: store_clock.now().saturating_add(60 * SEC)
+            },
+        }]
+    );
+}
