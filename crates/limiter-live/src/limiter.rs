@@ -162,7 +162,10 @@ impl LiveLimiterBuilder {
 
     /// The prefix of the store keys: a model's session starts, leases and
     /// cooldown live under `"{prefix}:{model}"`, its tokens under
-    /// `"{prefix}:{model}:tokens"`. `live` by default.
+    /// `"{prefix}:{model}:tokens"`. `live` by default. In both parts `%` and
+    /// `:` are percent-encoded (`%25`, `%3A`), so that no two models (nor
+    /// two prefixes) can meet in one key: a model named `x:tokens` is
+    /// `live:x%3Atokens`, apart from model `x`'s tokens.
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -272,7 +275,11 @@ impl LiveLimiter {
             return Ok(m.clone());
         }
         let (name, limits) = self.lookup(model)?;
-        let key = format!("{}:{name}", self.inner.prefix);
+        let key = format!(
+            "{}:{}",
+            escape_key_part(&self.inner.prefix),
+            escape_key_part(&name)
+        );
         let limiter = |key: String, limits: limiter_core::Limits| -> Result<Option<Limiter>> {
             if !limits.any_enabled() {
                 return Ok(None);
@@ -648,5 +655,35 @@ impl LiveLimiter {
 
     pub(crate) fn max_wait(&self) -> Duration {
         self.inner.max_wait
+    }
+}
+
+/// `part` with `%` and `:` percent-encoded, so that the `:`s of a key are
+/// only the separators the limiter puts there.
+fn escape_key_part(part: &str) -> std::borrow::Cow<'_, str> {
+    if !part.contains(['%', ':']) {
+        return std::borrow::Cow::Borrowed(part);
+    }
+    let mut out = String::with_capacity(part.len() + 4);
+    for c in part.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_key_part;
+
+    #[test]
+    fn key_parts_escape_only_the_separator_and_the_escape() {
+        assert_eq!(escape_key_part("gemini-2.5-flash"), "gemini-2.5-flash");
+        assert_eq!(escape_key_part("x:tokens"), "x%3Atokens");
+        assert_eq!(escape_key_part("50%:a"), "50%25%3Aa");
+        assert_eq!(escape_key_part("{tag}"), "{tag}");
     }
 }

@@ -122,6 +122,7 @@ macro_rules! live_suite {
             a_dead_holders_slot_returns_after_the_lease,
             dropped_sessions_and_waiters_give_back,
             bad_input_is_a_typed_error_and_changes_nothing,
+            model_names_never_share_state,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -654,4 +655,39 @@ pub async fn bad_input_is_a_typed_error_and_changes_nothing(h: H) {
     let st = live.status("m").await.unwrap();
     assert_eq!(st.tokens.unwrap().get(Dimension::Tpm).unwrap().used, 0);
     s.end().await.unwrap();
+}
+
+/// No two models meet in the store: a model named like another's token key
+/// (`x:tokens`) has session starts, tokens and a cooldown of its own.
+pub async fn model_names_never_share_state(h: H) {
+    let limits = LiveLimits::new()
+        .sessions_per_minute(1)
+        .tokens_per_minute(1_000);
+    let live = h
+        .builder()
+        .model("x", limits)
+        .model("x:tokens", limits)
+        .build()
+        .unwrap();
+    // A cooldown of `x:tokens` is not one of `x`'s tokens.
+    live.trigger_cooldown("x:tokens", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(live.cooldown_end("x").await.unwrap(), None);
+    let s = live.try_acquire_session("x").await.unwrap();
+    assert_eq!(s.wait_for_tokens(600).await.unwrap(), Duration::ZERO);
+    s.record_token_usage(600).await.unwrap();
+    s.end().await.unwrap();
+    // `x`'s tokens are not `x:tokens`'s session starts: only its cooldown
+    // stands in its way.
+    let a = live.check_availability("x:tokens").await.unwrap();
+    assert!(
+        matches!(a.reasons.as_slice(), [Unavailable::CoolingDown { .. }]),
+        "{a}"
+    );
+    h.drive_for(Duration::from_secs(1), Duration::from_secs(31))
+        .await;
+    let t = live.try_acquire_session("x:tokens").await.unwrap();
+    assert_eq!(t.wait_for_tokens(1_000).await.unwrap(), Duration::ZERO);
+    t.end().await.unwrap();
 }
