@@ -31,7 +31,6 @@ fn timestamp_arithmetic_saturates() {
 /// `sleepers` tell only of the sleeps still waiting.
 #[test]
 fn next_deadline_forgets_dropped_sleepers() {
-    use std::future::Future;
     use std::task::{Context, Waker};
 
     let clock = ManualClock::new();
