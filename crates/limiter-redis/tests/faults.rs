@@ -1,7 +1,7 @@
 //! Redis dies under load and comes back on the same port.
 //!
-//! For each degradation policy of [`ResilientStore`] around a
-//! [`RedisStore`] (server time, real waiting, short timeouts), with load
+//! For each client and each degradation policy of [`ResilientStore`]
+//! around its store (server time, real waiting, short timeouts), with load
 //! from several tasks running throughout:
 //!
 //! - healthy: calls go to Redis;
@@ -16,22 +16,25 @@
 //!   `status()` show.
 //!
 //! No call panics or hangs: every phase and every call of the load runs
-//! under a timeout. A plain `RedisStore` (no wrapper) is checked too: a
-//! quick retryable error during the outage, service again after it.
-
-#![cfg(feature = "redis-rs")]
+//! under a timeout. A plain store (no wrapper) is checked too: a quick
+//! retryable error during the outage, service again after it; and a server
+//! that hangs (SIGSTOP) rather than dies is an outage like any other.
+//! Each test prints how long after the restart calls reached Redis again.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use limiter_core::LeaseStore;
 use limiter_core::{
     Cost, Decision, Degradation, Dimension, Error, Limiter, Limits, RecordOrigin, ResilientStore,
     RetryPolicy, Store,
 };
 use limiter_memory::MemoryStore;
-use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
+
+mod support;
+use support::{Client, Connect};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -56,12 +59,13 @@ fn retry() -> RetryPolicy {
         .max_delay(Duration::from_millis(200))
 }
 
-async fn fast_store(url: &str) -> RedisStore {
-    RedisStore::builder()
-        .url(url)
-        .response_timeout(IO_TIMEOUT)
-        .connection_timeout(IO_TIMEOUT)
-        .connect()
+async fn fast_store(client: Client, url: &str) -> Arc<dyn LeaseStore> {
+    client
+        .connect(
+            &Connect::server(url)
+                .response_timeout(IO_TIMEOUT)
+                .connection_timeout(IO_TIMEOUT),
+        )
         .await
         .expect("connect to the test server")
 }
@@ -214,7 +218,7 @@ fn check_limits() -> Limits {
 
 /// Runs healthy → outage → recovered with load, calling `during` in the
 /// outage; returns what the load saw.
-async fn outage<F, Fut>(degradation: Degradation, during: F) -> Tally
+async fn outage<F, Fut>(client: Client, degradation: Degradation, during: F) -> Tally
 where
     F: FnOnce(ResilientStore, Limiter, limiter_core::Permit) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -222,7 +226,7 @@ where
     let started = Instant::now();
     let mut server = start().await;
     let url = server.url();
-    let mut builder = ResilientStore::builder(fast_store(&url).await)
+    let mut builder = ResilientStore::builder(fast_store(client, &url).await)
         .retry(retry())
         .degradation(degradation)
         .probe_interval(PROBE);
@@ -288,7 +292,7 @@ where
     load.enter(RECOVERED);
     // A fresh client sees the reservations made after the restart, and so
     // does the resilient store (its status comes from Redis again).
-    let fresh = fast_store(&url).await;
+    let fresh = fast_store(client, &url).await;
     let seen = fresh.status("after", &after_limits).await.unwrap();
     assert_eq!(
         seen.get(Dimension::Rpm).unwrap().used,
@@ -324,53 +328,56 @@ where
     );
     assert!(!store.is_primary_down());
     println!(
-        "{degradation:?}: back in Redis {recovery:.2?} after the restart ({attempts} attempts); \
+        "{client:?} {degradation:?}: back in Redis {recovery:.2?} after the restart ({attempts} attempts); \
          load {tally:?}; test took {:.2?}",
         started.elapsed()
     );
     tally
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fail_open_admits_at_once_during_an_outage_and_recovers() {
-    let tally = outage(Degradation::FailOpen, |store, check, before| async move {
-        // The first call meets the outage: retries, then fails open.
-        let t = Instant::now();
-        let first = check.acquire(Cost::request()).await.unwrap();
-        let first_took = t.elapsed();
-        assert!(first_took < DOWN_CALL_BOUND, "took {first_took:?}");
-        assert_eq!(
-            ResilientStore::origin(first.record_id()),
-            RecordOrigin::FailOpen
-        );
-        // Then calls are admitted at once, beyond the limit (10 per window)
-        // since nothing counts them.
-        let t = Instant::now();
-        let mut permits = Vec::new();
-        for _ in 0..30 {
-            let p = check.acquire(Cost::request()).await.unwrap();
+async fn fail_open_admits_at_once_during_an_outage_and_recovers(client: Client) {
+    let tally = outage(
+        client,
+        Degradation::FailOpen,
+        |store, check, before| async move {
+            // The first call meets the outage: retries, then fails open.
+            let t = Instant::now();
+            let first = check.acquire(Cost::request()).await.unwrap();
+            let first_took = t.elapsed();
+            assert!(first_took < DOWN_CALL_BOUND, "took {first_took:?}");
             assert_eq!(
-                ResilientStore::origin(p.record_id()),
+                ResilientStore::origin(first.record_id()),
                 RecordOrigin::FailOpen
             );
-            assert_eq!(p.queue_position(), 0);
-            permits.push(p);
-        }
-        let many_took = t.elapsed();
-        assert!(many_took < DOWN_CALL_BOUND, "30 calls took {many_took:?}");
-        // Fail-open ids: adjust and refund accept them and do nothing.
-        first.adjust(Cost::tokens(5)).await.unwrap();
-        first.refund().await.unwrap();
-        permits.pop().unwrap().refund().await.unwrap();
-        // A reservation Redis made before the outage: its settlement is
-        // dropped, not an error.
-        before.adjust(Cost::tokens(3)).await.unwrap();
-        // Status and cooldowns answer too (an empty key).
-        let status = store.status("check", &check_limits()).await.unwrap();
-        assert_eq!(status.get(Dimension::Rpm).unwrap().used, 0);
-        assert_eq!(check.cooldown_end().await.unwrap(), None);
-        println!("fail open: first call {first_took:?}, then 30 calls in {many_took:?}");
-    })
+            // Then calls are admitted at once, beyond the limit (10 per window)
+            // since nothing counts them.
+            let t = Instant::now();
+            let mut permits = Vec::new();
+            for _ in 0..30 {
+                let p = check.acquire(Cost::request()).await.unwrap();
+                assert_eq!(
+                    ResilientStore::origin(p.record_id()),
+                    RecordOrigin::FailOpen
+                );
+                assert_eq!(p.queue_position(), 0);
+                permits.push(p);
+            }
+            let many_took = t.elapsed();
+            assert!(many_took < DOWN_CALL_BOUND, "30 calls took {many_took:?}");
+            // Fail-open ids: adjust and refund accept them and do nothing.
+            first.adjust(Cost::tokens(5)).await.unwrap();
+            first.refund().await.unwrap();
+            permits.pop().unwrap().refund().await.unwrap();
+            // A reservation Redis made before the outage: its settlement is
+            // dropped, not an error.
+            before.adjust(Cost::tokens(3)).await.unwrap();
+            // Status and cooldowns answer too (an empty key).
+            let status = store.status("check", &check_limits()).await.unwrap();
+            assert_eq!(status.get(Dimension::Rpm).unwrap().used, 0);
+            assert_eq!(check.cooldown_end().await.unwrap(), None);
+            println!("fail open: first call {first_took:?}, then 30 calls in {many_took:?}");
+        },
+    )
     .await;
     assert!(
         tally.degraded[OUTAGE] > 0,
@@ -383,40 +390,43 @@ async fn fail_open_admits_at_once_during_an_outage_and_recovers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fail_closed_returns_store_errors_during_an_outage_and_recovers() {
-    let tally = outage(Degradation::FailClosed, |store, check, before| async move {
-        let expect_store_error = |what: &str, r: Result<(), Error>| match r {
-            Err(Error::Store {
-                retryable: true, ..
-            }) => {}
-            other => panic!("{what}: expected a retryable store error, got {other:?}"),
-        };
-        // The first call: retries, then the error.
-        let t = Instant::now();
-        let r = check.acquire(Cost::request()).await.map(drop);
-        let first_took = t.elapsed();
-        expect_store_error("acquire", r);
-        assert!(first_took < DOWN_CALL_BOUND, "took {first_took:?}");
-        // Later calls fail as fast or faster (the breaker).
-        let t = Instant::now();
-        for _ in 0..10 {
-            expect_store_error("acquire", check.acquire(Cost::request()).await.map(drop));
-        }
-        let many_took = t.elapsed();
-        assert!(many_took < DOWN_CALL_BOUND, "10 calls took {many_took:?}");
-        expect_store_error("adjust", before.adjust(Cost::tokens(3)).await);
-        expect_store_error(
-            "status",
-            store.status("check", &check_limits()).await.map(drop),
-        );
-        // Bad input is still a typed error, not a store error.
-        assert!(matches!(
-            check.acquire(Cost::images(1).with_images(u64::MAX)).await,
-            Err(Error::InvalidNumber { .. })
-        ));
-        println!("fail closed: first error after {first_took:?}, then 10 in {many_took:?}");
-    })
+async fn fail_closed_returns_store_errors_during_an_outage_and_recovers(client: Client) {
+    let tally = outage(
+        client,
+        Degradation::FailClosed,
+        |store, check, before| async move {
+            let expect_store_error = |what: &str, r: Result<(), Error>| match r {
+                Err(Error::Store {
+                    retryable: true, ..
+                }) => {}
+                other => panic!("{what}: expected a retryable store error, got {other:?}"),
+            };
+            // The first call: retries, then the error.
+            let t = Instant::now();
+            let r = check.acquire(Cost::request()).await.map(drop);
+            let first_took = t.elapsed();
+            expect_store_error("acquire", r);
+            assert!(first_took < DOWN_CALL_BOUND, "took {first_took:?}");
+            // Later calls fail as fast or faster (the breaker).
+            let t = Instant::now();
+            for _ in 0..10 {
+                expect_store_error("acquire", check.acquire(Cost::request()).await.map(drop));
+            }
+            let many_took = t.elapsed();
+            assert!(many_took < DOWN_CALL_BOUND, "10 calls took {many_took:?}");
+            expect_store_error("adjust", before.adjust(Cost::tokens(3)).await);
+            expect_store_error(
+                "status",
+                store.status("check", &check_limits()).await.map(drop),
+            );
+            // Bad input is still a typed error, not a store error.
+            assert!(matches!(
+                check.acquire(Cost::images(1).with_images(u64::MAX)).await,
+                Err(Error::InvalidNumber { .. })
+            ));
+            println!("fail closed: first error after {first_took:?}, then 10 in {many_took:?}");
+        },
+    )
     .await;
     assert!(
         tally.store_errors[OUTAGE] > 0,
@@ -429,9 +439,9 @@ async fn fail_closed_returns_store_errors_during_an_outage_and_recovers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fallback_limits_to_the_local_share_during_an_outage_and_recovers() {
+async fn fallback_limits_to_the_local_share_during_an_outage_and_recovers(client: Client) {
     let tally = outage(
+        client,
         Degradation::Fallback { share: 0.5 },
         |store, check, before| async move {
             // Half of 10 per window, locally: five at once, then a wait.
@@ -481,13 +491,12 @@ async fn fallback_limits_to_the_local_share_during_an_outage_and_recovers() {
 }
 
 // ---------------------------------------------------------------------------
-// A plain RedisStore.
+// A plain store.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn plain_store_errors_quickly_while_down_and_works_after_restart() {
+async fn plain_store_errors_quickly_while_down_and_works_after_restart(client: Client) {
     let started = Instant::now();
     let mut server = start().await;
-    let store = fast_store(&server.url()).await;
+    let store = fast_store(client, &server.url()).await;
     let limits = Limits::new().rpm(100);
     let reserved = |d: Decision| match d {
         Decision::Reserved(r) => r,
@@ -563,8 +572,112 @@ async fn plain_store_errors_quickly_while_down_and_works_after_restart() {
         0
     );
     println!(
-        "plain store: errors while down after {took:?}; working again {recovery:.2?} after the \
+        "{client:?} plain store: errors while down after {took:?}; working again {recovery:.2?} after the \
          restart ({failures} failed calls first); test took {:.2?}",
         started.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------
+// A server that hangs.
+
+/// Sends `signal` (`STOP`, `CONT`) to the server's process.
+fn signal(server: &RedisServer, signal: &str) {
+    let pid = server.pid().expect("the server runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A server that stops answering (SIGSTOP: the process hangs, its socket
+/// stays open) is an outage like a dead one: a plain store's errors are
+/// retryable (fred's "Failed to route command." once was not), through a
+/// fail-open store every call gets a permit, and once the server answers
+/// again calls go to it.
+async fn a_hung_server_degrades_like_a_dead_one(client: Client) {
+    let server = start().await;
+    let store = ResilientStore::builder(fast_store(client, &server.url()).await)
+        .retry(retry())
+        .degradation(Degradation::FailOpen)
+        .probe_interval(PROBE)
+        .build()
+        .unwrap();
+    let limiter = Limiter::new(store.clone(), "hung", Limits::new().rpm(100_000)).unwrap();
+    limiter.acquire(Cost::request()).await.unwrap();
+    // A plain store beside it: its errors must say a retry may help.
+    let plain = fast_store(client, &server.url()).await;
+    let limits = Limits::new().rpm(100_000);
+    signal(&server, "STOP");
+    let hung = Instant::now();
+    let (mut failed_open, mut errors) = (0, Vec::new());
+    while hung.elapsed() < Duration::from_millis(2_500) {
+        match timeout(
+            PHASE,
+            plain.reserve("plain-hung", &limits, &Cost::request(), None),
+        )
+        .await
+        {
+            Ok(Err(e)) if !e.is_retryable() => errors.push(format!("plain: {e}")),
+            Ok(_) => {}
+            Err(_) => panic!("a plain call hung with the server"),
+        }
+        match timeout(PHASE, limiter.acquire(Cost::request())).await {
+            Ok(Ok(p)) => {
+                if ResilientStore::origin(p.record_id()) == RecordOrigin::FailOpen {
+                    failed_open += 1;
+                }
+            }
+            Ok(Err(e)) => errors.push(e.to_string()),
+            Err(_) => panic!("a call hung with the server"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&server, "CONT");
+    let resumed = Instant::now();
+    assert!(errors.is_empty(), "{client:?}: calls failed: {errors:?}");
+    assert!(failed_open > 0, "{client:?}: the hang went unnoticed");
+    let back = timeout(PHASE, async {
+        loop {
+            let p = limiter.acquire(Cost::request()).await.unwrap();
+            if ResilientStore::origin(p.record_id()) == RecordOrigin::Primary {
+                return resumed.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("calls never reached Redis again after SIGCONT");
+    println!(
+        "{client:?} hung server: {failed_open} fail-open permits, no errors; back in Redis \
+         {back:.2?} after SIGCONT"
+    );
+}
+
+support::per_client! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fail_open_admits_at_once_during_an_outage_and_recovers() {
+        super::fail_open_admits_at_once_during_an_outage_and_recovers(CLIENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fail_closed_returns_store_errors_during_an_outage_and_recovers() {
+        super::fail_closed_returns_store_errors_during_an_outage_and_recovers(CLIENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fallback_limits_to_the_local_share_during_an_outage_and_recovers() {
+        super::fallback_limits_to_the_local_share_during_an_outage_and_recovers(CLIENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn plain_store_errors_quickly_while_down_and_works_after_restart() {
+        super::plain_store_errors_quickly_while_down_and_works_after_restart(CLIENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_hung_server_degrades_like_a_dead_one() {
+        super::a_hung_server_degrades_like_a_dead_one(CLIENT).await;
+    }
 }

@@ -65,6 +65,8 @@ pub struct Connect {
     pub clock: Option<ManualClock>,
     /// The builder's connection timeout (its default when `None`).
     pub connection_timeout: Option<std::time::Duration>,
+    /// The builder's response timeout (its default when `None`).
+    pub response_timeout: Option<std::time::Duration>,
     /// A key prefix (the builder's default when `None`).
     pub prefix: Option<String>,
 }
@@ -98,6 +100,12 @@ impl Connect {
         self.connection_timeout = Some(timeout);
         self
     }
+
+    /// With this response timeout.
+    pub fn response_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.response_timeout = Some(timeout);
+        self
+    }
 }
 
 /// Applies a `Connect` to either builder (their setters share names).
@@ -115,6 +123,9 @@ macro_rules! configure {
         }
         if let Some(t) = c.connection_timeout {
             b = b.connection_timeout(t);
+        }
+        if let Some(t) = c.response_timeout {
+            b = b.response_timeout(t);
         }
         if let Some(p) = &c.prefix {
             b = b.prefix(p);
