@@ -22,6 +22,106 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>>;
 }
 
+/// How a [`Lazy`] backend connects: a fresh attempt each call.
+pub(crate) type Connector<B> = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<B>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A backend that may connect on first use, so that building a store needs
+/// no server: the first call connects; while the server cannot be reached,
+/// calls fail with the connection's error (retryable for an unreachable
+/// server) and a later call tries again. At most one attempt runs at a time,
+/// and none within [`Lazy::RETRY_PAUSE`] of a failed one: callers in
+/// between get the last failure at once. Once connected, a call costs one
+/// atomic load more than the backend's own.
+pub(crate) struct Lazy<B> {
+    cell: tokio::sync::OnceCell<B>,
+    connect: Option<Connector<B>>,
+    /// When the last attempt failed, with its message and retryability.
+    failed: std::sync::Mutex<Option<(std::time::Instant, String, bool)>>,
+}
+
+impl<B> Lazy<B> {
+    /// The pause after a failed attempt during which calls fail at once.
+    pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+    /// A backend already connected.
+    pub(crate) fn ready(backend: B) -> Self {
+        Lazy {
+            cell: tokio::sync::OnceCell::new_with(Some(backend)),
+            connect: None,
+            failed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A backend that connects with `connect` on first use.
+    pub(crate) fn pending(connect: Connector<B>) -> Self {
+        Lazy {
+            cell: tokio::sync::OnceCell::new(),
+            connect: Some(connect),
+            failed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The backend, connecting it first if it is not yet.
+    async fn get(&self) -> Result<&B> {
+        if let Some(b) = self.cell.get() {
+            return Ok(b);
+        }
+        let recent = |failed: &Option<(std::time::Instant, String, bool)>| {
+            failed
+                .as_ref()
+                .filter(|(at, _, _)| at.elapsed() < Self::RETRY_PAUSE)
+                .map(|(_, message, retryable)| {
+                    limiter_core::Error::store(message.clone(), *retryable)
+                })
+        };
+        if let Some(e) = recent(&self.failed.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Err(e);
+        }
+        let Some(connect) = &self.connect else {
+            return Err(limiter_core::Error::store(
+                "the store has no connection",
+                false,
+            ));
+        };
+        self.cell
+            .get_or_try_init(|| async {
+                // Another caller's attempt may have just failed.
+                if let Some(e) = recent(&self.failed.lock().unwrap_or_else(|p| p.into_inner())) {
+                    return Err(e);
+                }
+                connect().await.inspect_err(|e| {
+                    let message = match e {
+                        limiter_core::Error::Store { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((std::time::Instant::now(), message, e.is_retryable()));
+                })
+            })
+            .await
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for Lazy<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cell.get() {
+            Some(b) => b.fmt(f),
+            None => f.write_str("Lazy(not connected yet)"),
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for Lazy<B> {
+    async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>> {
+        self.get().await?.eval(op, keys, args).await
+    }
+}
+
 /// Where "now" comes from.
 #[derive(Clone)]
 pub(crate) enum TimeSource {

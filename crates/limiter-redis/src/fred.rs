@@ -16,7 +16,7 @@ use fred::types::{Builder, ConnectHandle, Value};
 use limiter_core::{Clock, Error, Result};
 
 use crate::args::Op;
-use crate::core::{common_setters, impl_store, Backend, Core, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `fred` crate: standalone, Cluster
@@ -31,7 +31,7 @@ use crate::keys::KeyLayout;
 ///
 /// When the server goes away, calls fail with a retryable
 /// [`Error::Store`] while the connections are re-established in the
-/// background (exponential backoff, 100 ms to 2 s, without end); service
+/// background (exponential backoff, 50 ms to 500 ms, without end); service
 /// resumes as soon as the server is back.
 ///
 /// ```no_run
@@ -46,7 +46,7 @@ use crate::keys::KeyLayout;
 /// ```
 #[derive(Debug, Clone)]
 pub struct FredStore {
-    core: Arc<Core<FredBackend>>,
+    core: Arc<Core<Lazy<FredBackend>>>,
 }
 
 impl_store!(FredStore);
@@ -338,13 +338,44 @@ impl FredStoreBuilder {
         Ok(config)
     }
 
-    /// Connects every connection of the pool.
+    /// Connects every connection of the pool, and returns the store once
+    /// they are connected.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a missing or malformed URL or a pool
     /// size of 0; [`Error::Store`] when the server cannot be reached within
     /// the timeouts (retryable) or refuses the credentials (not retryable).
     pub async fn connect(self) -> Result<FredStore> {
+        let (connect, layout, clock) = self.connector()?;
+        let backend = connect().await?;
+        Ok(FredStore::from_backend(Lazy::ready(backend), layout, clock))
+    }
+
+    /// Returns the store at once, without a server: it connects its pool on
+    /// its first call. While Redis cannot be reached, calls fail with a
+    /// retryable [`Error::Store`] (so a [`ResilientStore`] around it fails
+    /// open, fails closed or falls back as configured) and a later call
+    /// tries again (one attempt at a time, none within 100 ms of a failed
+    /// one); once Redis answers, the store works, without a restart of the
+    /// process. Wrong credentials show in the first call's error.
+    ///
+    /// [`ResilientStore`]: limiter_core::ResilientStore
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a missing or malformed URL or a pool
+    /// size of 0.
+    pub fn connect_lazy(self) -> Result<FredStore> {
+        let (connect, layout, clock) = self.connector()?;
+        Ok(FredStore::from_backend(
+            Lazy::pending(connect),
+            layout,
+            clock,
+        ))
+    }
+
+    /// Checks the settings and makes the function that connects a pool.
+    #[allow(clippy::type_complexity)]
+    fn connector(self) -> Result<(Connector<FredBackend>, KeyLayout, Option<Arc<dyn Clock>>)> {
         let config = self.config()?;
         if self.pool_size == 0 {
             return Err(Error::InvalidConfig {
@@ -381,36 +412,46 @@ impl FredStoreBuilder {
         // recovery took 1.6-2.3 s).
         let policy = ReconnectPolicy::new_exponential(0, 50, 500, 2);
 
-        let pool = Builder::from_config(config)
-            .set_connection_config(connection)
-            .set_performance_config(performance)
-            .set_policy(policy)
-            .build_pool(self.pool_size)
-            .map_err(invalid_url)?;
         let bound = self.connection_timeout + self.response_timeout;
-        let mut init = tokio::spawn(init_all(pool.clone()));
-        let tasks = match tokio::time::timeout(bound, &mut init).await {
-            Ok(Ok(Ok(tasks))) => tasks,
-            Ok(Ok(Err(e))) => return Err(convert(e)),
-            Ok(Err(e)) => return Err(Error::store_from("Redis: connecting failed", true, e)),
-            Err(_) => {
-                // Close whatever connects after all.
-                tokio::spawn(async move {
-                    if let Ok(Ok(tasks)) = init.await {
-                        tasks.iter().for_each(ConnectHandle::abort);
+        let pool_size = self.pool_size;
+        let connect: Connector<FredBackend> = Box::new(move || {
+            let (config, connection, performance, policy) = (
+                config.clone(),
+                connection.clone(),
+                performance.clone(),
+                policy.clone(),
+            );
+            Box::pin(async move {
+                let pool = Builder::from_config(config)
+                    .set_connection_config(connection)
+                    .set_performance_config(performance)
+                    .set_policy(policy)
+                    .build_pool(pool_size)
+                    .map_err(invalid_url)?;
+                let mut init = tokio::spawn(init_all(pool.clone()));
+                let tasks = match tokio::time::timeout(bound, &mut init).await {
+                    Ok(Ok(Ok(tasks))) => tasks,
+                    Ok(Ok(Err(e))) => return Err(convert(e)),
+                    Ok(Err(e)) => {
+                        return Err(Error::store_from("Redis: connecting failed", true, e))
                     }
-                });
-                return Err(Error::store(
-                    format!("Redis: no connection within {bound:?}"),
-                    true,
-                ));
-            }
-        };
-        Ok(FredStore::from_backend(
-            FredBackend::new(pool, tasks),
-            self.layout,
-            self.clock,
-        ))
+                    Err(_) => {
+                        // Close whatever connects after all.
+                        tokio::spawn(async move {
+                            if let Ok(Ok(tasks)) = init.await {
+                                tasks.iter().for_each(ConnectHandle::abort);
+                            }
+                        });
+                        return Err(Error::store(
+                            format!("Redis: no connection within {bound:?}"),
+                            true,
+                        ));
+                    }
+                };
+                Ok(FredBackend::new(pool, tasks))
+            })
+        });
+        Ok((connect, self.layout, self.clock))
     }
 }
 
@@ -502,17 +543,25 @@ impl FredStore {
     /// timeouts and reconnect policy stay the application's.
     pub fn from_client(client: Client, layout: KeyLayout) -> Self {
         let pool = Pool::from_clients(vec![client]).expect("a pool of one client is not empty");
-        Self::from_backend(FredBackend::new(pool, Vec::new()), layout, None)
+        Self::from_backend(
+            Lazy::ready(FredBackend::new(pool, Vec::new())),
+            layout,
+            None,
+        )
     }
 
     /// A store over a fred pool the application already has, connected with
     /// [`init`](ClientLike::init).
     pub fn from_pool(pool: Pool, layout: KeyLayout) -> Self {
-        Self::from_backend(FredBackend::new(pool, Vec::new()), layout, None)
+        Self::from_backend(
+            Lazy::ready(FredBackend::new(pool, Vec::new())),
+            layout,
+            None,
+        )
     }
 
     fn from_backend(
-        backend: FredBackend,
+        backend: Lazy<FredBackend>,
         layout: KeyLayout,
         clock: Option<Arc<dyn Clock>>,
     ) -> Self {

@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 
 use crate::args::Op;
-use crate::core::{common_setters, impl_store, Backend, Core, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `redis` crate: standalone (with
@@ -32,7 +32,7 @@ use crate::keys::KeyLayout;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisStore {
-    core: Arc<Core<RedisRsBackend>>,
+    core: Arc<Core<Lazy<RedisRsBackend>>>,
 }
 
 impl_store!(RedisStore);
@@ -162,26 +162,65 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects.
+    /// Connects, and returns the store once it is connected.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a missing or malformed URL;
-    /// [`Error::Store`] when the server cannot be reached or refuses the
-    /// credentials.
+    /// [`Error::Store`] when the server cannot be reached (retryable) or
+    /// refuses the credentials (not retryable).
     pub async fn connect(self) -> Result<RedisStore> {
+        let (connect, layout, clock) = self.connector()?;
+        let backend = connect().await?;
+        Ok(RedisStore::from_backend(
+            Lazy::ready(backend),
+            layout,
+            clock,
+        ))
+    }
+
+    /// Returns the store at once, without a server: it connects on its
+    /// first call. While Redis cannot be reached, calls fail with a
+    /// retryable [`Error::Store`] (so a [`ResilientStore`] around it fails
+    /// open, fails closed or falls back as configured) and a later call
+    /// tries again (one attempt at a time, none within 100 ms of a failed
+    /// one); once Redis answers, the store works, without a restart of the
+    /// process. Wrong credentials show in the first call's error.
+    ///
+    /// [`ResilientStore`]: limiter_core::ResilientStore
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a missing or malformed URL.
+    pub fn connect_lazy(self) -> Result<RedisStore> {
+        let (connect, layout, clock) = self.connector()?;
+        Ok(RedisStore::from_backend(
+            Lazy::pending(connect),
+            layout,
+            clock,
+        ))
+    }
+
+    /// Checks the settings and makes the function that connects.
+    #[allow(clippy::type_complexity)]
+    fn connector(self) -> Result<(Connector<RedisRsBackend>, KeyLayout, Option<Arc<dyn Clock>>)> {
         if self.urls.is_empty() {
             return Err(Error::InvalidConfig {
                 field: "url".into(),
                 reason: "no Redis URL given".into(),
             });
         }
-        let conn = if self.cluster {
+        let connect: Connector<RedisRsBackend> = if self.cluster {
             let client = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
                 .response_timeout(self.response_timeout)
                 .connection_timeout(self.connection_timeout)
                 .build()
                 .map_err(invalid_url)?;
-            Conn::Cluster(client.get_async_connection().await.map_err(convert)?)
+            Box::new(move || {
+                let client = client.clone();
+                Box::pin(async move {
+                    let conn = client.get_async_connection().await.map_err(convert)?;
+                    Ok(RedisRsBackend::new(Conn::Cluster(conn)))
+                })
+            })
         } else {
             let client = redis::Client::open(self.urls[0].as_str()).map_err(invalid_url)?;
             let config = ConnectionManagerConfig::new()
@@ -189,17 +228,17 @@ impl RedisStoreBuilder {
                 .set_connection_timeout(Some(self.connection_timeout))
                 .set_number_of_retries(2)
                 .set_max_delay(Duration::from_millis(500));
-            Conn::Single(
-                ConnectionManager::new_with_config(client, config)
-                    .await
-                    .map_err(convert)?,
-            )
+            Box::new(move || {
+                let (client, config) = (client.clone(), config.clone());
+                Box::pin(async move {
+                    let conn = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(convert)?;
+                    Ok(RedisRsBackend::new(Conn::Single(conn)))
+                })
+            })
         };
-        Ok(RedisStore::from_backend(
-            RedisRsBackend::new(conn),
-            self.layout,
-            self.clock,
-        ))
+        Ok((connect, self.layout, self.clock))
     }
 }
 
@@ -234,16 +273,24 @@ impl RedisStore {
 
     /// A store over a connection manager the application already has.
     pub fn from_connection_manager(conn: ConnectionManager, layout: KeyLayout) -> Self {
-        Self::from_backend(RedisRsBackend::new(Conn::Single(conn)), layout, None)
+        Self::from_backend(
+            Lazy::ready(RedisRsBackend::new(Conn::Single(conn))),
+            layout,
+            None,
+        )
     }
 
     /// A store over a cluster connection the application already has.
     pub fn from_cluster_connection(conn: ClusterConnection, layout: KeyLayout) -> Self {
-        Self::from_backend(RedisRsBackend::new(Conn::Cluster(conn)), layout, None)
+        Self::from_backend(
+            Lazy::ready(RedisRsBackend::new(Conn::Cluster(conn))),
+            layout,
+            None,
+        )
     }
 
     fn from_backend(
-        backend: RedisRsBackend,
+        backend: Lazy<RedisRsBackend>,
         layout: KeyLayout,
         clock: Option<Arc<dyn Clock>>,
     ) -> Self {

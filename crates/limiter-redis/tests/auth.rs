@@ -102,6 +102,27 @@ support::per_client! {
     }
 
     #[tokio::test]
+    async fn a_lazy_store_says_the_credentials_were_refused_at_its_first_call() {
+        let server = server();
+        let url = url_with(server.port(), USER, WRONG);
+        let store = CLIENT
+            .connect_lazy(&Connect::server(url).connection_timeout(CONNECT_TIMEOUT))
+            .expect("a lazy store is built without connecting");
+        let err = store
+            .reserve("auth-check", &Limits::new().rpm(10), &Cost::tokens(1), None)
+            .await
+            .expect_err("wrong credentials must not connect");
+        assert_refused(&err);
+        // And again on the next call (after the pause between attempts).
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let err = store
+            .reserve("auth-check", &Limits::new().rpm(10), &Cost::tokens(1), None)
+            .await
+            .expect_err("still refused");
+        assert_refused(&err);
+    }
+
+    #[tokio::test]
     async fn builder_debug_hides_the_password() {
         let server = server();
         assert!(!CLIENT.builder_debug(&Connect::server(server.url())).contains(PASSWORD));

@@ -655,6 +655,83 @@ async fn a_hung_server_degrades_like_a_dead_one(client: Client) {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Starting while Redis is down.
+
+/// A process that starts while Redis is down: its lazy store is built
+/// without a server, the resilient store around it applies `degradation`
+/// to the calls made meanwhile, and once Redis starts the same objects
+/// reach it, with no restart of the process.
+async fn start_during_an_outage(client: Client, degradation: Degradation) {
+    let mut server = start().await;
+    blocking(|| server.stop());
+    let connect = Connect::server(server.url())
+        .response_timeout(IO_TIMEOUT)
+        .connection_timeout(IO_TIMEOUT);
+    let built = Instant::now();
+    let lazy = client
+        .connect_lazy(&connect)
+        .expect("build without a server");
+    assert!(
+        built.elapsed() < Duration::from_millis(100),
+        "building waited"
+    );
+    let mut builder = ResilientStore::builder(lazy)
+        .retry(retry())
+        .degradation(degradation)
+        .probe_interval(PROBE);
+    if matches!(degradation, Degradation::Fallback { .. }) {
+        builder = builder.fallback(MemoryStore::new());
+    }
+    let store = builder.build().unwrap();
+    let limiter = Limiter::new(store.clone(), "cold", Limits::new().rpm(1_000)).unwrap();
+    for _ in 0..3 {
+        let r = timeout(PHASE, limiter.acquire(Cost::request()))
+            .await
+            .expect("a call hung while Redis was down");
+        match (degradation, r) {
+            (Degradation::FailOpen, Ok(p)) => {
+                assert_eq!(
+                    ResilientStore::origin(p.record_id()),
+                    RecordOrigin::FailOpen
+                )
+            }
+            (Degradation::Fallback { .. }, Ok(p)) => {
+                assert_eq!(
+                    ResilientStore::origin(p.record_id()),
+                    RecordOrigin::Fallback
+                )
+            }
+            (Degradation::FailClosed, Err(e)) => assert!(e.is_retryable(), "{e}"),
+            (d, other) => panic!("{client:?} {d:?} while Redis was down: {other:?}"),
+        }
+    }
+    assert!(store.is_primary_down());
+    blocking(|| server.restart());
+    let started = Instant::now();
+    let back = timeout(PHASE, async {
+        loop {
+            if let Ok(p) = limiter.acquire(Cost::request()).await {
+                if ResilientStore::origin(p.record_id()) == RecordOrigin::Primary {
+                    return started.elapsed();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("calls never reached Redis after it started");
+    let fresh = fast_store(client, &server.url()).await;
+    let seen = fresh
+        .status("cold", &Limits::new().rpm(1_000))
+        .await
+        .unwrap();
+    assert_eq!(seen.get(Dimension::Rpm).unwrap().used, 1);
+    println!(
+        "{client:?} {degradation:?} started without Redis: in Redis {back:.2?} after it started"
+    );
+}
+
 support::per_client! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn fail_open_admits_at_once_during_an_outage_and_recovers() {
@@ -679,5 +756,20 @@ support::per_client! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_hung_server_degrades_like_a_dead_one() {
         super::a_hung_server_degrades_like_a_dead_one(CLIENT).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn starting_while_redis_is_down_fails_open_then_reaches_it() {
+        super::start_during_an_outage(CLIENT, Degradation::FailOpen).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn starting_while_redis_is_down_fails_closed_then_reaches_it() {
+        super::start_during_an_outage(CLIENT, Degradation::FailClosed).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn starting_while_redis_is_down_falls_back_then_reaches_it() {
+        super::start_during_an_outage(CLIENT, Degradation::Fallback { share: 0.5 }).await;
     }
 }

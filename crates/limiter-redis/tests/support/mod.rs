@@ -149,6 +149,19 @@ impl Client {
         })
     }
 
+    /// A store of this client that connects on first use
+    /// (`connect_lazy`): built without a server.
+    pub fn connect_lazy(self, c: &Connect) -> limiter_core::Result<Arc<dyn LeaseStore>> {
+        Ok(match self {
+            #[cfg(feature = "redis-rs")]
+            Client::RedisRs => Arc::new(configure!(RedisStore::builder(), c).connect_lazy()?),
+            #[cfg(feature = "fred")]
+            Client::Fred => {
+                Arc::new(configure!(limiter_redis::FredStore::builder(), c).connect_lazy()?)
+            }
+        })
+    }
+
     /// The `Debug` text of a builder set up with `c`.
     pub fn builder_debug(self, c: &Connect) -> String {
         match self {
