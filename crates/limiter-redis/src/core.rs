@@ -365,6 +365,32 @@ macro_rules! common_setters {
             self.connection_timeout = timeout;
             self
         }
+
+        /// Trusts the CAs in `pem` (PEM certificates) for the server's
+        /// certificate, instead of the system's roots. TLS itself is turned
+        /// on by the `rediss://` scheme of the URL.
+        #[cfg(feature = "rustls")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+        #[must_use]
+        pub fn tls_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+            self.tls.root_ca_pem = Some(pem.into());
+            self
+        }
+
+        /// Presents this client certificate (`cert_chain_pem`, PEM) with its
+        /// private key (`key_pem`, PEM) to a server that asks for one
+        /// (`tls-auth-clients yes`).
+        #[cfg(feature = "rustls")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+        #[must_use]
+        pub fn tls_client_identity_pem(
+            mut self,
+            cert_chain_pem: impl Into<Vec<u8>>,
+            key_pem: impl Into<Vec<u8>>,
+        ) -> Self {
+            self.tls.client_identity_pem = Some((cert_chain_pem.into(), key_pem.into()));
+            self
+        }
     };
 }
 pub(crate) use common_setters;

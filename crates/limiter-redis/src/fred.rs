@@ -127,7 +127,20 @@ pub(crate) fn convert(e: fred::error::Error) -> Error {
                 | "Failed to send command to router."
                 | "Client is not initialized."
         );
+    // A certificate the client does not trust, or a handshake refused:
+    // retrying cannot help.
+    #[cfg(feature = "rustls")]
+    let tls = e.kind() == &K::Tls || crate::tls::names_tls_failure(e.details());
+    #[cfg(not(feature = "rustls"))]
+    let tls = false;
     let (message, retryable) = match e.kind() {
+        _ if tls => (
+            format!(
+                "Redis: the TLS handshake failed (is the server's certificate signed by the CA \
+                 given, and does it name the host?): {e}"
+            ),
+            false,
+        ),
         // Server replies never echo the password, nor does fred.
         K::Auth if code == "NOAUTH" => (
             format!("Redis refused the connection without credentials: {e}"),
@@ -210,6 +223,8 @@ pub struct FredStoreBuilder {
     response_timeout: Duration,
     connection_timeout: Duration,
     pool_size: usize,
+    #[cfg(feature = "rustls")]
+    tls: crate::tls::TlsSettings,
 }
 
 impl fmt::Debug for FredStoreBuilder {
@@ -334,6 +349,15 @@ impl FredStoreBuilder {
                 }
                 config
             }
+        };
+        #[cfg(feature = "rustls")]
+        let config = {
+            let mut config = config;
+            self.tls.validate()?;
+            if self.tls.is_set() {
+                config.tls = Some(self.tls.rustls_config()?.into());
+            }
+            config
         };
         Ok(config)
     }
@@ -535,6 +559,8 @@ impl FredStore {
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
             pool_size: 4,
+            #[cfg(feature = "rustls")]
+            tls: crate::tls::TlsSettings::default(),
         }
     }
 

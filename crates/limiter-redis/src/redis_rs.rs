@@ -77,6 +77,10 @@ impl RedisRsBackend {
 /// errors and bad replies will not.
 pub(crate) fn convert(e: redis::RedisError) -> Error {
     use redis::ErrorKind;
+    #[cfg(feature = "rustls")]
+    if crate::tls::is_tls_failure(&e) {
+        return crate::tls::tls_error(e);
+    }
     let retryable = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
@@ -127,6 +131,8 @@ pub struct RedisStoreBuilder {
     clock: Option<Arc<dyn Clock>>,
     response_timeout: Duration,
     connection_timeout: Duration,
+    #[cfg(feature = "rustls")]
+    tls: crate::tls::TlsSettings,
 }
 
 /// URLs may hold passwords: `Debug` shows how many there are, not them.
@@ -139,7 +145,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("clock", &self.clock)
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,12 +214,29 @@ impl RedisStoreBuilder {
                 reason: "no Redis URL given".into(),
             });
         }
+        #[cfg(feature = "rustls")]
+        self.tls.validate()?;
+        #[cfg(feature = "rustls")]
+        let certs =
+            self.tls.is_set().then(|| redis::TlsCertificates {
+                client_tls: self.tls.client_identity_pem.clone().map(
+                    |(client_cert, client_key)| redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    },
+                ),
+                root_cert: self.tls.root_ca_pem.clone(),
+            });
         let connect: Connector<RedisRsBackend> = if self.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
+            #[allow(unused_mut)]
+            let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
                 .response_timeout(self.response_timeout)
-                .connection_timeout(self.connection_timeout)
-                .build()
-                .map_err(invalid_url)?;
+                .connection_timeout(self.connection_timeout);
+            #[cfg(feature = "rustls")]
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(invalid_url)?;
             Box::new(move || {
                 let client = client.clone();
                 Box::pin(async move {
@@ -222,7 +245,15 @@ impl RedisStoreBuilder {
                 })
             })
         } else {
-            let client = redis::Client::open(self.urls[0].as_str()).map_err(invalid_url)?;
+            let url = self.urls[0].as_str();
+            #[cfg(feature = "rustls")]
+            let client = match certs {
+                Some(certs) => redis::Client::build_with_tls(url, certs),
+                None => redis::Client::open(url),
+            }
+            .map_err(invalid_url)?;
+            #[cfg(not(feature = "rustls"))]
+            let client = redis::Client::open(url).map_err(invalid_url)?;
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(self.response_timeout))
                 .set_connection_timeout(Some(self.connection_timeout))
@@ -268,6 +299,8 @@ impl RedisStore {
             clock: None,
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
+            #[cfg(feature = "rustls")]
+            tls: crate::tls::TlsSettings::default(),
         }
     }
 

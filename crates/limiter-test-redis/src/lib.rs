@@ -8,6 +8,10 @@
 //! - [`RedisServer::start_with_password`]: a standalone server whose only
 //!   enabled user is the one given, with its password in
 //!   [`url`](RedisServer::url);
+//! - [`TlsServer::start`]: a server that also listens with TLS on a port of
+//!   its own, with a CA, server and client certificates made for it by the
+//!   OS's `openssl` ([`TlsFiles`]), and a second, unrelated CA for tests of
+//!   an untrusted server;
 //! - [`RedisCluster::start`]: a cluster of masters, created with
 //!   `redis-cli --cluster create` and waited for until every node reports
 //!   `cluster_state:ok`.
@@ -55,8 +59,10 @@ mod port;
 mod resp;
 mod server;
 mod shared;
+mod tls;
 
 pub use cluster::RedisCluster;
 pub use path::redis_server_path;
 pub use port::free_port;
 pub use server::RedisServer;
+pub use tls::{TlsFiles, TlsServer};

@@ -124,6 +124,11 @@ impl RedisServer {
         Self::launch(Some(credentials), Vec::new(), free_port)
     }
 
+    /// Starts a server with these extra arguments (no authentication).
+    pub(crate) fn start_with_args(args: Vec<String>) -> Self {
+        Self::launch(None, args, free_port)
+    }
+
     /// Starts an empty cluster node (`--cluster-enabled yes`) whose cluster
     /// bus port (port + 10000) is free too.
     pub(crate) fn start_cluster_node() -> Self {

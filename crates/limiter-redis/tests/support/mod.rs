@@ -69,6 +69,10 @@ pub struct Connect {
     pub response_timeout: Option<std::time::Duration>,
     /// A key prefix (the builder's default when `None`).
     pub prefix: Option<String>,
+    /// A CA to trust (PEM), for `rediss://`.
+    pub tls_root_ca_pem: Option<Vec<u8>>,
+    /// A client certificate chain and key (PEM), for `rediss://`.
+    pub tls_client_identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Connect {
@@ -129,6 +133,15 @@ macro_rules! configure {
         }
         if let Some(p) = &c.prefix {
             b = b.prefix(p);
+        }
+        #[cfg(feature = "rustls")]
+        {
+            if let Some(ca) = &c.tls_root_ca_pem {
+                b = b.tls_root_ca_pem(ca.clone());
+            }
+            if let Some((cert, key)) = &c.tls_client_identity_pem {
+                b = b.tls_client_identity_pem(cert.clone(), key.clone());
+            }
         }
         b
     }};
