@@ -1,6 +1,5 @@
 //! The Redis store of **llm-limiter**: many processes on many hosts share one
-//! quota through one Redis (standalone, Cluster, or behind Sentinel with
-//! `fred`).
+//! quota through one Redis (standalone, Cluster, or behind Sentinel).
 //!
 //! The core's FIFO admission state machine runs on the server as Lua scripts
 //! (`src/lua/`), one `EVALSHA` per operation, so every process sees the same

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use limiter_core::{Clock, Error, Result};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
+use redis::AsyncConnectionConfig;
 
 use crate::args::Op;
 use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, TimeSource};
@@ -41,6 +42,84 @@ impl_store!(RedisStore);
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(Arc<SentinelConn>),
+}
+
+/// The primary of a Sentinel-monitored service: asked of the sentinels on
+/// first use and again after a connection fault or a `READONLY` reply (the
+/// node was demoted), so that the store follows a failover.
+struct SentinelConn {
+    sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: std::sync::Mutex<Option<MultiplexedConnection>>,
+    config: AsyncConnectionConfig,
+    /// Whether a primary was ever found: after that, sentinels that name
+    /// none are failing over, and a retry may help.
+    found: std::sync::atomic::AtomicBool,
+}
+
+impl SentinelConn {
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The connection to the primary, asking the sentinels for it if there
+    /// is none (one caller asks; the others wait for its answer).
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let mut sentinel = self.sentinel.lock().await;
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let client = sentinel.async_get_client().await?;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        self.found.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    /// A failure to find the primary as a store error: retryable once a
+    /// primary was found before (the sentinels are promoting another).
+    fn resolve_error(&self, e: redis::RedisError) -> Error {
+        let failing_over = self.found.load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(
+                e.kind(),
+                redis::ErrorKind::MasterNameNotFoundBySentinel
+                    | redis::ErrorKind::NoValidReplicasFoundBySentinel
+            );
+        if failing_over {
+            Error::store_from(
+                format!("Redis: the sentinels name no primary now (failing over?): {e}"),
+                true,
+                e,
+            )
+        } else {
+            convert(e)
+        }
+    }
+
+    /// Drops the connection after `e` if it says the primary is gone or
+    /// moved: the next call asks the sentinels again.
+    fn after_error(&self, e: &redis::RedisError) {
+        let moved = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+                    | redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+            );
+        if moved {
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
 }
 
 struct RedisRsBackend {
@@ -56,6 +135,7 @@ impl fmt::Debug for RedisRsBackend {
                 &match self.conn {
                     Conn::Single(_) => "standalone",
                     Conn::Cluster(_) => "cluster",
+                    Conn::Sentinel(_) => "sentinel",
                 },
             )
             .finish_non_exhaustive()
@@ -91,6 +171,7 @@ pub(crate) fn convert(e: redis::RedisError) -> Error {
                 | ErrorKind::Server(redis::ServerErrorKind::TryAgain)
                 | ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
                 | ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+                | ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
         );
     let message = match e.kind() {
         ErrorKind::AuthenticationFailed => format!("Redis refused the credentials: {e}"),
@@ -118,6 +199,14 @@ impl Backend for RedisRsBackend {
         let reply: redis::RedisResult<Vec<i64>> = match self.conn.clone() {
             Conn::Single(mut c) => call.invoke_async(&mut c).await,
             Conn::Cluster(mut c) => call.invoke_async(&mut c).await,
+            Conn::Sentinel(s) => {
+                let mut c = s.connection().await.map_err(|e| s.resolve_error(e))?;
+                let reply = call.invoke_async(&mut c).await;
+                if let Err(e) = &reply {
+                    s.after_error(e);
+                }
+                reply
+            }
         };
         reply.map_err(convert)
     }
@@ -127,6 +216,8 @@ impl Backend for RedisRsBackend {
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     cluster: bool,
+    /// The service name, for the sentinels in `urls`.
+    sentinel: Option<String>,
     layout: KeyLayout,
     clock: Option<Arc<dyn Clock>>,
     response_timeout: Duration,
@@ -141,6 +232,7 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("urls", &self.urls.len())
             .field("cluster", &self.cluster)
+            .field("sentinel", &self.sentinel)
             .field("layout", &self.layout)
             .field("clock", &self.clock)
             .field("response_timeout", &self.response_timeout)
@@ -165,6 +257,24 @@ impl RedisStoreBuilder {
     pub fn cluster<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
         self.urls = urls.into_iter().map(Into::into).collect();
         self.cluster = true;
+        self.sentinel = None;
+        self
+    }
+
+    /// The primary of `service_name` as the sentinels at `urls`
+    /// (`redis://host:port`) name it. The store asks them on its first call
+    /// and again whenever the primary stops answering or answers as a
+    /// replica (`READONLY`), so it follows a failover; calls made while the
+    /// sentinels promote a replica fail with a retryable store error.
+    #[must_use]
+    pub fn sentinel<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        service_name: impl Into<String>,
+        urls: I,
+    ) -> Self {
+        self.urls = urls.into_iter().map(Into::into).collect();
+        self.cluster = false;
+        self.sentinel = Some(service_name.into());
         self
     }
 
@@ -227,7 +337,47 @@ impl RedisStoreBuilder {
                 ),
                 root_cert: self.tls.root_ca_pem.clone(),
             });
-        let connect: Connector<RedisRsBackend> = if self.cluster {
+        let connect: Connector<RedisRsBackend> = if let Some(service) = self.sentinel.clone() {
+            if service.is_empty() {
+                return Err(Error::InvalidConfig {
+                    field: "sentinel".into(),
+                    reason: "empty service name".into(),
+                });
+            }
+            let urls = self.urls.clone();
+            // Checked now, so that a bad URL is a configuration error.
+            redis::sentinel::SentinelClient::build(
+                urls.clone(),
+                service.clone(),
+                None,
+                redis::sentinel::SentinelServerType::Master,
+            )
+            .map_err(invalid_url)?;
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(Some(self.response_timeout))
+                .set_connection_timeout(Some(self.connection_timeout));
+            Box::new(move || {
+                let (urls, service, config) = (urls.clone(), service.clone(), config.clone());
+                Box::pin(async move {
+                    let sentinel = redis::sentinel::SentinelClient::build(
+                        urls,
+                        service,
+                        None,
+                        redis::sentinel::SentinelServerType::Master,
+                    )
+                    .map_err(invalid_url)?;
+                    let conn = SentinelConn {
+                        sentinel: tokio::sync::Mutex::new(sentinel),
+                        current: std::sync::Mutex::new(None),
+                        config,
+                        found: std::sync::atomic::AtomicBool::new(false),
+                    };
+                    // Find the primary now, as the other topologies connect.
+                    conn.connection().await.map_err(convert)?;
+                    Ok(RedisRsBackend::new(Conn::Sentinel(Arc::new(conn))))
+                })
+            })
+        } else if self.cluster {
             #[allow(unused_mut)]
             let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
                 .response_timeout(self.response_timeout)
@@ -295,6 +445,7 @@ impl RedisStore {
         RedisStoreBuilder {
             urls: Vec::new(),
             cluster: false,
+            sentinel: None,
             layout: KeyLayout::default(),
             clock: None,
             response_timeout: Duration::from_secs(2),

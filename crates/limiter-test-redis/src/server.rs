@@ -124,6 +124,21 @@ impl RedisServer {
         Self::launch(Some(credentials), Vec::new(), free_port)
     }
 
+    /// Starts a server that replicates the one on `primary_port` (of
+    /// 127.0.0.1), and waits until it answers PING (not until it has
+    /// synchronised).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_replica_of(primary_port: u16) -> Self {
+        Self::start_with_args(vec![
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            primary_port.to_string(),
+        ])
+    }
+
     /// Starts a server with these extra arguments (no authentication).
     pub(crate) fn start_with_args(args: Vec<String>) -> Self {
         Self::launch(None, args, free_port)

@@ -61,6 +61,8 @@ pub struct Connect {
     pub urls: Vec<String>,
     /// Whether `urls` are the nodes of a cluster.
     pub cluster: bool,
+    /// The service name when `urls` are sentinels.
+    pub sentinel: Option<String>,
     /// The clock passed to the scripts (the server's `TIME` when `None`).
     pub clock: Option<ManualClock>,
     /// The builder's connection timeout (its default when `None`).
@@ -117,7 +119,9 @@ macro_rules! configure {
     ($builder:expr, $c:expr) => {{
         let c = $c;
         let mut b = $builder;
-        b = if c.cluster {
+        b = if let Some(service) = &c.sentinel {
+            b.sentinel(service.clone(), c.urls.clone())
+        } else if c.cluster {
             b.cluster(c.urls.clone())
         } else {
             b.url(c.urls[0].clone())
