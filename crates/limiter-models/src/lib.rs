@@ -132,7 +132,9 @@ mod table;
 mod usage;
 
 pub use names::{ModelKind, Provider, Tier};
-pub use pushback::{until_pacific_midnight, HttpError, Pushback, RateLimitError};
+pub use pushback::{
+    until_next_month_utc, until_pacific_midnight, HttpError, Pushback, RateLimitError,
+};
 pub use registry::Registry;
 pub use retry_after::RetryHint;
 pub use router::{ModelRefusal, RefusalReason, Routed, Router, RouterBuilder, RouterError};

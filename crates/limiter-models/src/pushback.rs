@@ -118,15 +118,22 @@ impl Pushback {
     ///
     /// - OpenAI `error.code`/`error.type` `rate_limit_exceeded`: rate
     ///   limited, with the delay of "try again in 20ms" in the message if
-    ///   any; `insufficient_quota`: quota exhausted.
+    ///   any; the billing codes `insufficient_quota`,
+    ///   `credit_balance_exhausted`, `organization_spend_limit_exceeded`,
+    ///   `project_spend_limit_exceeded`, `organization_usage_limit_exceeded`:
+    ///   quota exhausted (no delay: the router's long quota cooldown);
+    ///   `server_is_overloaded` (a 503): overloaded.
     /// - Anthropic `error.type` `rate_limit_error`: rate limited;
     ///   `error.details.error_code` `enforced_spend_limit_reached`: quota
-    ///   exhausted; `overloaded_error`: overloaded.
+    ///   exhausted until 00:00 UTC on the first of the next month;
+    ///   `overloaded_error`: overloaded.
     /// - Gemini `error.status` `RESOURCE_EXHAUSTED`: rate limited with
-    ///   `google.rpc.RetryInfo.retryDelay` as given (never lengthened),
-    ///   or, when a `google.rpc.QuotaFailure` violation's `quotaId`
-    ///   contains `PerDay`, quota exhausted until the next midnight
-    ///   America/Los_Angeles after `now`.
+    ///   `google.rpc.RetryInfo.retryDelay` as given (never lengthened);
+    ///   when a `google.rpc.QuotaFailure` violation's `quotaId` contains
+    ///   `PerDay`, quota exhausted until the next midnight
+    ///   America/Los_Angeles after `now`; when its `quotaValue` is 0 (or the
+    ///   message says `limit: 0`: no quota on this tier), quota exhausted
+    ///   with no delay.
     ///
     /// Anything else, invalid JSON included, is
     /// [`NotRateLimit`](Pushback::NotRateLimit).
@@ -153,6 +160,10 @@ impl Pushback {
         let by_status = Pushback::from_http(status, headers.iter().copied(), now);
         match Pushback::from_json_body(body, now) {
             Pushback::NotRateLimit => by_status,
+            // Billing, a spend cap, a quota of 0: a `retry-after` on such an
+            // answer is not when access comes back; only the body's own
+            // reset (a daily quota's, a spend cap's) is.
+            quota @ Pushback::QuotaExhausted { .. } => quota,
             by_body => by_body.with_at_least(RetryHint::from_headers(headers, now)),
         }
     }
@@ -165,6 +176,21 @@ pub fn until_pacific_midnight(now: Timestamp) -> Duration {
     let today = day_index(&TimeZone::US_PACIFIC, 0, now_us);
     let next = day_start(&TimeZone::US_PACIFIC, 0, today + 1);
     Duration::from_micros(u64::try_from(next - now_us).unwrap_or(0))
+}
+
+/// The time until 00:00 UTC on the first day of the month after `now`,
+/// when Anthropic lifts a spend cap.
+pub fn until_next_month_utc(now: Timestamp) -> Duration {
+    let secs = i64::try_from(now.as_micros() / 1_000_000).unwrap_or(i64::MAX / 2);
+    let (year, month, _) = limiter_core::calendar::civil_from_days(secs.div_euclid(86_400));
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let start = limiter_core::calendar::days_from_civil(y, m, 1) * 86_400_000_000;
+    let now_us = i64::try_from(now.as_micros()).unwrap_or(i64::MAX / 2);
+    Duration::from_micros(u64::try_from(start - now_us).unwrap_or(0))
 }
 
 /// An error type a [`Router`](crate::Router) can classify: the extension point for the
@@ -246,7 +272,7 @@ mod json {
 
     use limiter_core::Timestamp;
 
-    use super::{until_pacific_midnight, Pushback};
+    use super::{until_next_month_utc, until_pacific_midnight, Pushback};
     use crate::retry_after::{parse_go_duration, parse_protobuf_duration};
 
     fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -288,17 +314,31 @@ mod json {
             let details = err.get("details").and_then(Value::as_array);
             let mut delay = None;
             let mut daily = false;
+            // A quota of 0: this model has no quota on this tier (or
+            // project); waiting does not help.
+            let mut none = message.contains("limit: 0");
             for d in details.into_iter().flatten() {
                 let ty = str_at(d, &["@type"]).unwrap_or("");
                 if ty.ends_with("google.rpc.RetryInfo") {
                     delay = str_at(d, &["retryDelay"]).and_then(parse_protobuf_duration);
                 } else if ty.ends_with("google.rpc.QuotaFailure") {
-                    let violations = d.get("violations").and_then(Value::as_array);
-                    daily |= violations
+                    for v in d
+                        .get("violations")
+                        .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
-                        .any(|v| str_at(v, &["quotaId"]).is_some_and(|id| id.contains("PerDay")));
+                    {
+                        daily |= str_at(v, &["quotaId"]).is_some_and(|id| id.contains("PerDay"));
+                        none |= match v.get("quotaValue") {
+                            Some(Value::String(q)) => q.trim() == "0",
+                            Some(Value::Number(q)) => q.as_u64() == Some(0),
+                            _ => false,
+                        };
+                    }
                 }
+            }
+            if none {
+                return Pushback::QuotaExhausted { retry_after: None };
             }
             return if daily {
                 Pushback::QuotaExhausted {
@@ -308,13 +348,29 @@ mod json {
                 Pushback::RateLimited { retry_after: delay }
             };
         }
-        if code == "insufficient_quota"
-            || kind == "insufficient_quota"
-            || detail_code == "enforced_spend_limit_reached"
-        {
+        // Anthropic's spend cap: it resumes at 00:00 UTC on the first of
+        // the next month.
+        if detail_code == "enforced_spend_limit_reached" {
+            return Pushback::QuotaExhausted {
+                retry_after: Some(until_next_month_utc(now)),
+            };
+        }
+        // OpenAI's billing, spend and usage-limit codes: retrying does not
+        // restore access.
+        const BILLING: [&str; 5] = [
+            "insufficient_quota",
+            "credit_balance_exhausted",
+            "organization_spend_limit_exceeded",
+            "project_spend_limit_exceeded",
+            "organization_usage_limit_exceeded",
+        ];
+        if BILLING.contains(&code) || BILLING.contains(&kind) {
             return Pushback::QuotaExhausted { retry_after: None };
         }
-        if kind == "overloaded_error" {
+        if kind == "overloaded_error"
+            || code == "server_is_overloaded"
+            || kind == "server_is_overloaded"
+        {
             return Pushback::Overloaded { retry_after: None };
         }
         if code == "rate_limit_exceeded" || kind == "rate_limit_error" {
@@ -383,6 +439,20 @@ mod tests {
         assert_eq!(
             Pushback::NotRateLimit.with_at_least(Some(Duration::from_secs(1))),
             Pushback::NotRateLimit
+        );
+    }
+
+    #[test]
+    fn next_month_in_utc() {
+        // 2026-12-31T23:59:00Z: a minute to 2027-01-01.
+        assert_eq!(
+            until_next_month_utc(Timestamp::from_secs(1_798_761_540)),
+            Duration::from_secs(60)
+        );
+        // 2026-02-01T00:00:00Z exactly: a whole month (28 days) to March.
+        assert_eq!(
+            until_next_month_utc(Timestamp::from_secs(1_769_904_000)),
+            Duration::from_secs(28 * 86_400)
         );
     }
 
@@ -459,7 +529,10 @@ mod tests {
                 body(
                     r#"{"type": "error", "error": {"type": "rate_limit_error", "message": "spend limit", "details": {"error_code": "enforced_spend_limit_reached"}}}"#
                 ),
-                Pushback::QuotaExhausted { retry_after: None }
+                Pushback::QuotaExhausted {
+                    // NOW is 2026-01-01T00:00:00Z: the cap lifts on 1 February.
+                    retry_after: Some(Duration::from_secs(31 * 86_400))
+                }
             );
         }
 
@@ -534,14 +607,66 @@ mod tests {
             assert_eq!(body("<html>429</html>"), Pushback::NotRateLimit);
         }
 
+        /// OpenAI's billing, spend and usage-limit codes (guides/error-codes)
+        /// are exhausted quotas, never rate limits to retry.
+        #[test]
+        fn openai_billing_codes_are_exhausted_quotas() {
+            for code in [
+                "insufficient_quota",
+                "credit_balance_exhausted",
+                "organization_spend_limit_exceeded",
+                "project_spend_limit_exceeded",
+                "organization_usage_limit_exceeded",
+            ] {
+                let b = format!(
+                    r#"{{"error": {{"message": "You exceeded your current quota.", "type": "{code}", "param": null, "code": "{code}"}}}}"#
+                );
+                assert_eq!(
+                    Pushback::from_response(429, [("retry-after", "20")], &b, NOW),
+                    Pushback::QuotaExhausted { retry_after: None },
+                    "{code}"
+                );
+            }
+        }
+
+        /// OpenAI's 503 `server_is_overloaded` is an overload (try another
+        /// model), after its Retry-After.
+        #[test]
+        fn openai_server_overloaded_is_an_overload() {
+            let b = r#"{"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": null, "code": "server_is_overloaded"}}"#;
+            assert_eq!(
+                Pushback::from_response(503, [("retry-after", "3")], b, NOW),
+                Pushback::Overloaded {
+                    retry_after: Some(Duration::from_secs(3))
+                }
+            );
+        }
+
+        /// A Gemini quota of 0 (the model has no quota on this tier) is an
+        /// exhausted quota, not a rate limit retried every few seconds.
+        #[test]
+        fn gemini_quota_of_zero_is_no_quota() {
+            let b = r#"{"error": {"code": 429, "message": "You exceeded your current quota. Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro", "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaDimensions": {"location": "global", "model": "gemini-2.5-pro"}, "quotaValue": "0"}]}, {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "21s"}]}}"#;
+            assert_eq!(body(b), Pushback::QuotaExhausted { retry_after: None });
+            // The same quota with a real value is a rate limit.
+            let b = b
+                .replace(r#""quotaValue": "0""#, r#""quotaValue": "5""#)
+                .replace("limit: 0", "limit: 5");
+            assert_eq!(
+                body(&b),
+                Pushback::RateLimited {
+                    retry_after: Some(Duration::from_secs(21))
+                }
+            );
+        }
+
         #[test]
         fn response_combines_status_headers_and_body() {
             let quota = r#"{"error": {"type": "insufficient_quota", "code": "insufficient_quota", "message": "x"}}"#;
+            // A billing 429's retry-after is not when access comes back.
             assert_eq!(
                 Pushback::from_response(429, [("retry-after", "20")], quota, NOW),
-                Pushback::QuotaExhausted {
-                    retry_after: Some(Duration::from_secs(20))
-                }
+                Pushback::QuotaExhausted { retry_after: None }
             );
             assert_eq!(
                 Pushback::from_response(

@@ -206,45 +206,70 @@ fn hms(s: &str) -> Option<(u32, u32, u32)> {
     Some((h, m, sec))
 }
 
-/// An HTTP-date in IMF-fixdate form, `"Sun, 06 Nov 1994 08:49:37 GMT"`
-/// (RFC 9110; the weekday is optional and not checked). The obsolete
-/// RFC 850 and asctime forms are not accepted. Dates before the epoch give
-/// the epoch.
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+fn month_of(name: &str) -> Option<u32> {
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(name))
+        .map(|i| i as u32 + 1)
+}
+
+fn digits(s: &str, min: usize, max: usize) -> Option<u32> {
+    (s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// An HTTP-date (RFC 9110) in any of its three forms, as recipients must
+/// accept them:
+///
+/// - IMF-fixdate: `"Sun, 06 Nov 1994 08:49:37 GMT"` (the weekday is
+///   optional and not checked);
+/// - RFC 850: `"Sunday, 06-Nov-94 08:49:37 GMT"`, whose two-digit year is
+///   taken as 20xx when below 70 and 19xx otherwise;
+/// - asctime: `"Sun Nov  6 08:49:37 1994"`.
+///
+/// Dates before the epoch give the epoch.
 pub fn parse_http_date(value: &str) -> Option<Timestamp> {
     let v = unquote(value);
-    let v = match v.split_once(',') {
+    let rest = match v.split_once(',') {
         Some((_weekday, rest)) => rest.trim(),
         None => v,
     };
-    let mut parts = v.split_ascii_whitespace();
-    let day: u32 = {
-        let d = parts.next()?;
-        if d.is_empty() || d.len() > 2 || !d.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+    let parts: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let gmt = |z: &str| z.eq_ignore_ascii_case("GMT") || z.eq_ignore_ascii_case("UTC");
+    let (year, month, day, time) = match parts.as_slice() {
+        // IMF-fixdate: 06 Nov 1994 08:49:37 GMT
+        [d, mon, y, t, z] if gmt(z) && y.len() == 4 => (
+            i64::from(digits(y, 4, 4)?),
+            month_of(mon)?,
+            digits(d, 1, 2)?,
+            *t,
+        ),
+        // RFC 850: 06-Nov-94 08:49:37 GMT
+        [dmy, t, z] if gmt(z) => {
+            let mut it = dmy.split('-');
+            let (d, mon, y) = (it.next()?, it.next()?, it.next()?);
+            if it.next().is_some() {
+                return None;
+            }
+            let yy = i64::from(digits(y, 2, 2)?);
+            let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
+            (year, month_of(mon)?, digits(d, 1, 2)?, *t)
         }
-        d.parse().ok()?
+        // asctime: Sun Nov  6 08:49:37 1994 (no comma, a weekday first)
+        [_weekday, mon, d, t, y] if v == rest => (
+            i64::from(digits(y, 4, 4)?),
+            month_of(mon)?,
+            digits(d, 1, 2)?,
+            *t,
+        ),
+        _ => return None,
     };
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    let month_name = parts.next()?;
-    let month = MONTHS
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(month_name))? as u32
-        + 1;
-    let year = parts.next()?;
-    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let year: i64 = year.parse().ok()?;
-    let (h, m, s) = hms(parts.next()?)?;
-    let zone = parts.next()?;
-    if !(zone.eq_ignore_ascii_case("GMT") || zone.eq_ignore_ascii_case("UTC")) {
-        return None;
-    }
-    if parts.next().is_some() {
-        return None;
-    }
+    let (h, m, s) = hms(time)?;
     civil_micros(year, month, day, h, m, s).map(clamp_epoch)
 }
 
@@ -320,14 +345,16 @@ impl RetryHint {
     /// | header | form |
     /// |---|---|
     /// | `retry-after` | seconds or HTTP-date ([`parse_retry_after`]) |
-    /// | `retry-after-ms` | milliseconds ([`parse_retry_after_ms`]) |
+    /// | `retry-after-ms` (OpenAI, Azure), `x-ms-retry-after-ms` (Azure) | milliseconds ([`parse_retry_after_ms`]) |
     /// | `x-ratelimit-reset-*` (OpenAI, Azure: `-requests`, `-tokens`, `-project-tokens`) | Go duration ([`parse_go_duration`]) |
     /// | `anthropic-ratelimit-*-reset` | RFC 3339 instant ([`parse_rfc3339`]), relative to `now` |
     pub fn from_header(name: &str, value: &str, now: Timestamp) -> Option<Duration> {
         let name = name.trim();
         if name.eq_ignore_ascii_case("retry-after") {
             parse_retry_after(value, now)
-        } else if name.eq_ignore_ascii_case("retry-after-ms") {
+        } else if name.eq_ignore_ascii_case("retry-after-ms")
+            || name.eq_ignore_ascii_case("x-ms-retry-after-ms")
+        {
             parse_retry_after_ms(value)
         } else if starts_with_ignore_case(name, "x-ratelimit-reset-") {
             parse_go_duration(value)
@@ -340,13 +367,16 @@ impl RetryHint {
         }
     }
 
-    /// The longest delay any of `headers` asks for (see
-    /// [`from_header`](Self::from_header)); `None` when none applies or
-    /// parses, so the caller uses its default.
+    /// The delay `headers` ask for (see [`from_header`](Self::from_header));
+    /// `None` when none applies or parses, so the caller uses its default.
     ///
-    /// The longest is taken because a response carries the reset of every
-    /// dimension and does not say which one was exhausted: waiting for the
-    /// longest never retries too early.
+    /// A retry header (`retry-after`, `retry-after-ms`,
+    /// `x-ms-retry-after-ms`) says when to retry, and wins when there is
+    /// one (the longest, if several). Without one, the reset headers
+    /// (`x-ratelimit-reset-*`, `anthropic-ratelimit-*-reset`) say when each
+    /// bucket is full again, which is later than a retry needs: the longest
+    /// of them is taken, since the response does not say which dimension was
+    /// exhausted, and waiting for the longest never retries too early.
     ///
     /// ```
     /// use std::time::Duration;
@@ -359,16 +389,36 @@ impl RetryHint {
     ///     ("content-type", "application/json"),
     /// ];
     /// assert_eq!(RetryHint::from_headers(headers, Timestamp::EPOCH), Some(Duration::from_secs(360)));
+    /// // A retry-after wins over a later "fully replenished" reset.
+    /// let headers = [("x-ratelimit-reset-tokens", "6m0s"), ("retry-after", "20")];
+    /// assert_eq!(RetryHint::from_headers(headers, Timestamp::EPOCH), Some(Duration::from_secs(20)));
     /// ```
     pub fn from_headers<'a>(
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
         now: Timestamp,
     ) -> Option<Duration> {
-        headers
-            .into_iter()
-            .filter_map(|(name, value)| Self::from_header(name, value, now))
-            .max()
+        let (mut retry, mut reset): (Option<Duration>, Option<Duration>) = (None, None);
+        for (name, value) in headers {
+            let Some(d) = Self::from_header(name, value, now) else {
+                continue;
+            };
+            let slot = if is_retry_header(name) {
+                &mut retry
+            } else {
+                &mut reset
+            };
+            *slot = Some(slot.map_or(d, |s| s.max(d)));
+        }
+        retry.or(reset)
     }
+}
+
+/// Whether `name` is a header that says when to retry (not a reset).
+fn is_retry_header(name: &str) -> bool {
+    let name = name.trim();
+    ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
@@ -423,6 +473,20 @@ mod tests {
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(Timestamp::from_secs(784_111_777))
         );
+        // RFC 9110's obsolete forms, which recipients must accept too.
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(Timestamp::from_secs(784_111_777))
+        );
+        assert_eq!(
+            parse_http_date("Sun Nov  6 08:49:37 1994"),
+            Some(Timestamp::from_secs(784_111_777))
+        );
+        assert_eq!(
+            parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", NOW),
+            secs(10)
+        );
+        assert_eq!(parse_retry_after("Wed Oct 21 07:28:00 2015", NOW), secs(10));
         assert_eq!(
             parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"),
             Some(Timestamp::from_secs(1_709_164_800))
@@ -450,8 +514,9 @@ mod tests {
             "Wed, 21 Oct 2015 25:28:00 GMT",
             "Wed, 21 Oct 2015 07:28:00 PST",
             "Wed, 21 Oct 15 07:28:00 GMT",
-            "Wednesday, 21-Oct-15 07:28:00 GMT",
-            "Wed Oct 21 07:28:00 2015",
+            "Wednesday, 21-Oct-2015 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 15",
+            "Wed, Oct 21 07:28:00 2015",
             "Wed, 21 Oct 2015 07:28 GMT",
             "Wed, 21 Oct 2015 07:28:00 GMT extra",
             "Wed, 21 Oct 2015 7:28:00 GMT",
@@ -585,7 +650,8 @@ mod tests {
     }
 
     #[test]
-    fn headers_take_the_longest_applicable_hint() {
+    fn retry_headers_win_over_resets_and_the_longest_of_each_counts() {
+        // A reset says when the bucket is full again, not when to retry.
         let h = [
             ("x-ratelimit-limit-requests", "500"),
             ("x-ratelimit-remaining-requests", "0"),
@@ -593,7 +659,19 @@ mod tests {
             ("x-ratelimit-reset-tokens", "1m30.5s"),
             ("Retry-After", "20"),
         ];
+        assert_eq!(RetryHint::from_headers(h, NOW), secs(20));
+        // Without a retry header, the longest reset.
+        let h = [
+            ("x-ratelimit-reset-requests", "120ms"),
+            ("x-ratelimit-reset-tokens", "1m30.5s"),
+        ];
         assert_eq!(RetryHint::from_headers(h, NOW), ms(90_500));
+        // Azure's x-ms-retry-after-ms.
+        let h = [
+            ("x-ms-retry-after-ms", "750"),
+            ("x-ratelimit-reset-tokens", "10s"),
+        ];
+        assert_eq!(RetryHint::from_headers(h, NOW), ms(750));
         let h = [("RETRY-AFTER-MS", "2500"), ("retry-after", "2")];
         assert_eq!(RetryHint::from_headers(h, NOW), ms(2500));
         let h = [
@@ -601,6 +679,11 @@ mod tests {
             ("anthropic-ratelimit-tokens-reset", "2015-10-21T07:27:55Z"),
             ("anthropic-ratelimit-requests-remaining", "0"),
             ("retry-after", "7"),
+        ];
+        assert_eq!(RetryHint::from_headers(h, NOW), secs(7));
+        let h = [
+            ("anthropic-ratelimit-requests-reset", "2015-10-21T07:28:00Z"),
+            ("anthropic-ratelimit-tokens-reset", "2015-10-21T07:27:55Z"),
         ];
         assert_eq!(RetryHint::from_headers(h, NOW), secs(10));
         let h = [("x-ratelimit-reset-project-tokens", "3s")];
