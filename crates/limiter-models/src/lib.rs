@@ -135,7 +135,7 @@ pub use names::{ModelKind, Provider, Tier};
 pub use pushback::{
     until_next_month_utc, until_pacific_midnight, HttpError, Pushback, RateLimitError,
 };
-pub use registry::Registry;
+pub use registry::{Registry, Tiers};
 pub use retry_after::RetryHint;
 pub use router::{ModelRefusal, RefusalReason, Routed, Router, RouterBuilder, RouterError};
 pub use table::{ModelLimits, Origin, TableInfo};

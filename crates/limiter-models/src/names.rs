@@ -22,6 +22,48 @@ impl Provider {
     /// Every provider, in a fixed order.
     pub const ALL: [Provider; 2] = [Provider::Gemini, Provider::OpenAi];
 
+    /// The provider a model name belongs to, told by its form:
+    /// `gemini-…`, `gemma-…`, `imagen-…`, `veo-…` (with or without
+    /// `models/`) are Gemini's; `gpt-…`, `chatgpt-…`, `o1…`, `o3…`, `o4…`,
+    /// `dall-e-…`, `tts-…`, `whisper-…`, `text-embedding-…`, `omni-…`,
+    /// `codex-…`, `computer-use-…` are OpenAI's. `None` for any other name.
+    ///
+    /// ```
+    /// use limiter_models::Provider;
+    ///
+    /// assert_eq!(Provider::of_model("gemini-2.5-flash"), Some(Provider::Gemini));
+    /// assert_eq!(Provider::of_model("models/gemini-2.5-pro"), Some(Provider::Gemini));
+    /// assert_eq!(Provider::of_model("gpt-4o-mini-2024-07-18"), Some(Provider::OpenAi));
+    /// assert_eq!(Provider::of_model("o4-mini"), Some(Provider::OpenAi));
+    /// assert_eq!(Provider::of_model("my-model"), None);
+    /// ```
+    pub fn of_model(name: &str) -> Option<Provider> {
+        let n = name.trim().to_ascii_lowercase();
+        let n = n.strip_prefix("models/").unwrap_or(&n);
+        const GEMINI: [&str; 4] = ["gemini-", "gemma-", "imagen-", "veo-"];
+        const OPENAI: [&str; 12] = [
+            "gpt-",
+            "chatgpt-",
+            "o1",
+            "o3",
+            "o4",
+            "dall-e-",
+            "tts-",
+            "whisper-",
+            "text-embedding-",
+            "omni-",
+            "codex-",
+            "computer-use-",
+        ];
+        if GEMINI.iter().any(|p| n.starts_with(p)) {
+            Some(Provider::Gemini)
+        } else if OPENAI.iter().any(|p| n.starts_with(p)) {
+            Some(Provider::OpenAi)
+        } else {
+            None
+        }
+    }
+
     /// The name used in table files and messages: `gemini`, `openai`.
     pub const fn name(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use limiter_core::{Error, Limiter, Limits, Result, Store};
 
 use crate::names::{ModelKind, Provider, Tier};
+use crate::router::Router;
 use crate::table::{config, parse, ModelLimits, Origin, TableInfo};
 
 /// The tables shipped with the crate: file name and TOML text.
@@ -232,6 +233,64 @@ impl Registry {
             .build()
     }
 
+    /// A [`Router`] over `models`, in priority order, each limited by its
+    /// built-in (or overridden) limits: the provider of each model told by
+    /// its name ([`Provider::of_model`]), at that provider's tier in
+    /// `tiers` (one [`Tier`] for every provider, or a tier per provider),
+    /// keyed as [`Registry::limiter`] keys, on one shared `store`. The
+    /// router calls its closure with the model's name as given here.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limiter_core::Store;
+    /// use limiter_models::{Provider, Registry, Tier, Tiers};
+    ///
+    /// # fn demo(store: Arc<dyn Store>) -> limiter_core::Result<()> {
+    /// // Every provider on its free tier:
+    /// let router = Registry::builtin().router(store.clone(), Tier::Free, ["gemini-2.5-flash", "gemini-2.5-flash-lite"])?;
+    /// assert_eq!(router.models().collect::<Vec<_>>(), ["gemini-2.5-flash", "gemini-2.5-flash-lite"]);
+    /// // A tier per provider:
+    /// let tiers = Tiers::from([(Provider::Gemini, Tier::Free), (Provider::OpenAi, Tier::Tier1)]);
+    /// let router = Registry::builtin().router(store, tiers, ["gemini-2.5-flash", "gpt-4o-mini"])?;
+    /// assert_eq!(router.limiter("gpt-4o-mini").unwrap().key(), "openai:gpt-4o-mini");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a name whose provider cannot be told, a
+    /// provider with no tier in `tiers`, or an empty or repeated list;
+    /// [`Error::UnknownModel`] for a model the tables do not have at its
+    /// tier.
+    pub fn router<I, S>(
+        &self,
+        store: Arc<dyn Store>,
+        tiers: impl Into<Tiers>,
+        models: I,
+    ) -> Result<Router>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let tiers = tiers.into();
+        let mut builder = Router::builder();
+        for model in models {
+            let model = model.as_ref();
+            let provider = Provider::of_model(model).ok_or_else(|| Error::InvalidConfig {
+                field: "models".into(),
+                reason: format!(
+                    "cannot tell the provider of {model:?} by its name; build its limiter with \
+                     Registry::limiter and add it with RouterBuilder::model"
+                ),
+            })?;
+            let tier = tiers.get(provider).ok_or_else(|| Error::InvalidConfig {
+                field: "tiers".into(),
+                reason: format!("no tier given for {provider} (model {model:?})"),
+            })?;
+            builder = builder.model(model, self.limiter(store.clone(), provider, tier, model)?);
+        }
+        builder.build()
+    }
+
     /// The key [`Registry::limiter`] gives the limiter of a model whose
     /// canonical name is `canonical`: `"{provider}:{canonical}"`.
     pub fn limiter_key(provider: Provider, canonical: &str) -> String {
@@ -347,5 +406,54 @@ mod tests {
         assert_eq!(snapshot_base("-001"), None);
         assert_eq!(snapshot_base("x-2024-08-0a"), None);
         assert_eq!(snapshot_base("é-2024-08-06").as_deref(), Some("é"));
+    }
+}
+
+/// The usage tier of each provider account, for [`Registry::router`]: one
+/// tier for every provider (`Tiers::from(Tier::Free)`, or a [`Tier`]
+/// where `impl Into<Tiers>` is taken), or a tier per provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tiers {
+    all: Option<Tier>,
+    each: Vec<(Provider, Tier)>,
+}
+
+impl Tiers {
+    /// The same tier for every provider.
+    pub fn all(tier: Tier) -> Self {
+        Tiers {
+            all: Some(tier),
+            each: Vec::new(),
+        }
+    }
+
+    /// `provider` at `tier` (over a tier for all).
+    #[must_use]
+    pub fn with(mut self, provider: Provider, tier: Tier) -> Self {
+        self.each.retain(|(p, _)| *p != provider);
+        self.each.push((provider, tier));
+        self
+    }
+
+    /// The tier of `provider`, if given.
+    pub fn get(&self, provider: Provider) -> Option<Tier> {
+        self.each
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|&(_, t)| t)
+            .or(self.all)
+    }
+}
+
+impl From<Tier> for Tiers {
+    fn from(tier: Tier) -> Self {
+        Tiers::all(tier)
+    }
+}
+
+impl<const N: usize> From<[(Provider, Tier); N]> for Tiers {
+    fn from(each: [(Provider, Tier); N]) -> Self {
+        each.into_iter()
+            .fold(Tiers::default(), |t, (p, tier)| t.with(p, tier))
     }
 }

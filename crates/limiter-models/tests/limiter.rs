@@ -1,12 +1,13 @@
 //! `Registry::limiter`: a limiter with a model's table limits, keyed
-//! `"{provider}:{canonical model}"`, on a shared store.
+//! `"{provider}:{canonical model}"`, on a shared store; `Registry::router`:
+//! a router over model names in one expression.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::{Cost, Dimension, Error, Limits, Store};
 use limiter_memory::MemoryStore;
-use limiter_models::{Provider, Registry, Tier};
+use limiter_models::{HttpError, Provider, Registry, Tier, Tiers};
 
 fn store() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
@@ -94,4 +95,82 @@ async fn snapshot_and_canonical_name_share_quota_and_cooldown() {
     assert_eq!(status.get(Dimension::Rpm).unwrap().used, 2);
     a.cool_down(Duration::from_secs(30)).await.unwrap();
     assert!(b.cooldown_end().await.unwrap().is_some());
+}
+
+/// The seed's `@limiter.limit(["gemini-2.5-flash", "gpt-4o-mini"])` in one
+/// expression: providers told by the names, a tier per provider, the
+/// tables' limits, fallback on a 429.
+#[tokio::test]
+async fn a_router_over_model_names_in_one_expression() {
+    let store = store();
+    let tiers = Tiers::from([
+        (Provider::Gemini, Tier::Free),
+        (Provider::OpenAi, Tier::Tier1),
+    ]);
+    let router = Registry::builtin()
+        .router(
+            store.clone(),
+            tiers,
+            ["models/gemini-2.5-flash", "gpt-4o-mini-2024-07-18"],
+        )
+        .unwrap();
+    assert_eq!(
+        router.models().collect::<Vec<_>>(),
+        ["models/gemini-2.5-flash", "gpt-4o-mini-2024-07-18"]
+    );
+    let gemini = router.limiter("models/gemini-2.5-flash").unwrap();
+    assert_eq!(gemini.key(), "gemini:gemini-2.5-flash");
+    let flash = Registry::builtin()
+        .lookup(Provider::Gemini, Tier::Free, "gemini-2.5-flash")
+        .unwrap();
+    assert_eq!(gemini.limits(), flash.limits);
+    // Gemini answers 429: the call goes to OpenAI.
+    let routed = router
+        .run(
+            Cost::split(100, 100),
+            Duration::from_secs(1),
+            |model| async move {
+                if model.starts_with("models/gemini") {
+                    Err(HttpError {
+                        status: 429,
+                        headers: vec![],
+                        body: String::new(),
+                    })
+                } else {
+                    Ok(model)
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(routed.value, "gpt-4o-mini-2024-07-18");
+    // A model the tables do not have: a typed error.
+    let err = Registry::builtin()
+        .router(
+            store.clone(),
+            Tier::Free,
+            ["gemini-2.5-flash", "gpt-no-such-model"],
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownModel { .. }), "{err:?}");
+    let err = Registry::builtin()
+        .router(store.clone(), Tier::Free, ["my-own-model"])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidConfig { ref field, .. } if field == "models"),
+        "{err:?}"
+    );
+    let err = Registry::builtin()
+        .router(
+            store.clone(),
+            Tiers::default().with(Provider::Gemini, Tier::Free),
+            ["gpt-4o-mini"],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidConfig { ref field, .. } if field == "tiers"),
+        "{err:?}"
+    );
+    let none: [&str; 0] = [];
+    assert!(Registry::builtin().router(store, Tier::Free, none).is_err());
 }
