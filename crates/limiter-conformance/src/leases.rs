@@ -2,14 +2,22 @@
 
 use crate::harness::*;
 
-fn lease(d: LeaseDecision) -> Lease {
+/// The lease of a decision that granted one.
+///
+/// # Panics
+/// When `d` did not grant a lease.
+pub fn lease(d: LeaseDecision) -> Lease {
     match d {
         LeaseDecision::Granted(l) => l,
         other => panic!("expected a lease, got {other:?}"),
     }
 }
 
-fn ticket(d: LeaseDecision) -> (LeaseId, u64) {
+/// The ticket, and how many wait ahead of it, of a decision that queued.
+///
+/// # Panics
+/// When `d` gave no ticket.
+pub fn ticket(d: LeaseDecision) -> (LeaseId, u64) {
     match d {
         LeaseDecision::Full {
             ticket: Some(t),

@@ -1,6 +1,7 @@
 //! LeaseState: grants under a cap, FIFO tickets, expiry, renewal, bad input.
 
 use super::prelude::*;
+use limiter_conformance::leases::{lease as granted, ticket};
 
 fn at(ms: u64) -> Timestamp {
     Timestamp::from_micros(1_000_000_000 + ms * 1000)
@@ -8,24 +9,6 @@ fn at(ms: u64) -> Timestamp {
 
 fn req(cap: u64) -> LeaseRequest {
     LeaseRequest::new(cap, Duration::from_millis(1000))
-}
-
-fn granted(d: LeaseDecision) -> Lease {
-    match d {
-        LeaseDecision::Granted(l) => l,
-        other => panic!("expected a lease, got {other:?}"),
-    }
-}
-
-fn ticket(d: LeaseDecision) -> (LeaseId, u64) {
-    match d {
-        LeaseDecision::Full {
-            ticket: Some(t),
-            ahead,
-            ..
-        } => (t, ahead),
-        other => panic!("expected a ticket, got {other:?}"),
-    }
 }
 
 #[test]
