@@ -22,6 +22,15 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>>;
 }
 
+/// The start of the message of a TLS failure, for both clients.
+#[cfg(feature = "rustls")]
+pub(crate) const TLS_FAILED: &str = "Redis: the TLS handshake failed (is the server's \
+    certificate signed by the CA given, and does it name the host?)";
+
+/// What a builder's settings make: how to connect, and the store's layout
+/// and clock.
+pub(crate) type Parts<B> = (Connector<B>, KeyLayout, Option<Arc<dyn Clock>>);
+
 /// How a [`Lazy`] backend connects: a fresh attempt each call.
 pub(crate) type Connector<B> = Box<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<B>> + Send>>
@@ -40,7 +49,7 @@ pub(crate) struct Lazy<B> {
     cell: tokio::sync::OnceCell<B>,
     connect: Option<Connector<B>>,
     /// When the last attempt failed, with its message and retryability.
-    failed: std::sync::Mutex<Option<(std::time::Instant, String, bool)>>,
+    failed: parking_lot::Mutex<Option<(std::time::Instant, String, bool)>>,
 }
 
 impl<B> Lazy<B> {
@@ -52,7 +61,7 @@ impl<B> Lazy<B> {
         Lazy {
             cell: tokio::sync::OnceCell::new_with(Some(backend)),
             connect: None,
-            failed: std::sync::Mutex::new(None),
+            failed: parking_lot::Mutex::new(None),
         }
     }
 
@@ -61,7 +70,7 @@ impl<B> Lazy<B> {
         Lazy {
             cell: tokio::sync::OnceCell::new(),
             connect: Some(connect),
-            failed: std::sync::Mutex::new(None),
+            failed: parking_lot::Mutex::new(None),
         }
     }
 
@@ -78,7 +87,7 @@ impl<B> Lazy<B> {
                     limiter_core::Error::store(message.clone(), *retryable)
                 })
         };
-        if let Some(e) = recent(&self.failed.lock().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(e) = recent(&self.failed.lock()) {
             return Err(e);
         }
         let Some(connect) = &self.connect else {
@@ -90,7 +99,7 @@ impl<B> Lazy<B> {
         self.cell
             .get_or_try_init(|| async {
                 // Another caller's attempt may have just failed.
-                if let Some(e) = recent(&self.failed.lock().unwrap_or_else(|p| p.into_inner())) {
+                if let Some(e) = recent(&self.failed.lock()) {
                     return Err(e);
                 }
                 connect().await.inspect_err(|e| {
@@ -98,7 +107,7 @@ impl<B> Lazy<B> {
                         limiter_core::Error::Store { message, .. } => message.clone(),
                         other => other.to_string(),
                     };
-                    *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    *self.failed.lock() =
                         Some((std::time::Instant::now(), message, e.is_retryable()));
                 })
             })

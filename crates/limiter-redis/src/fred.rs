@@ -16,7 +16,7 @@ use fred::types::{Builder, ConnectHandle, Value};
 use limiter_core::{Clock, Error, Result};
 
 use crate::args::Op;
-use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, Parts, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `fred` crate: standalone, Cluster
@@ -131,16 +131,9 @@ pub(crate) fn convert(e: fred::error::Error) -> Error {
     // retrying cannot help.
     #[cfg(feature = "rustls")]
     let tls = e.kind() == &K::Tls || crate::tls::names_tls_failure(e.details());
-    #[cfg(not(feature = "rustls"))]
-    let tls = false;
     let (message, retryable) = match e.kind() {
-        _ if tls => (
-            format!(
-                "Redis: the TLS handshake failed (is the server's certificate signed by the CA \
-                 given, and does it name the host?): {e}"
-            ),
-            false,
-        ),
+        #[cfg(feature = "rustls")]
+        _ if tls => (format!("{}: {e}", crate::core::TLS_FAILED), false),
         // Server replies never echo the password, nor does fred.
         K::Auth if code == "NOAUTH" => (
             format!("Redis refused the connection without credentials: {e}"),
@@ -398,8 +391,7 @@ impl FredStoreBuilder {
     }
 
     /// Checks the settings and makes the function that connects a pool.
-    #[allow(clippy::type_complexity)]
-    fn connector(self) -> Result<(Connector<FredBackend>, KeyLayout, Option<Arc<dyn Clock>>)> {
+    fn connector(self) -> Result<Parts<FredBackend>> {
         let config = self.config()?;
         if self.pool_size == 0 {
             return Err(Error::InvalidConfig {

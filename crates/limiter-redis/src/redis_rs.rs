@@ -11,7 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::AsyncConnectionConfig;
 
 use crate::args::Op;
-use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, TimeSource};
+use crate::core::{common_setters, impl_store, Backend, Connector, Core, Lazy, Parts, TimeSource};
 use crate::keys::KeyLayout;
 
 /// The shared store on Redis through the `redis` crate: standalone (with
@@ -50,7 +50,7 @@ enum Conn {
 /// node was demoted), so that the store follows a failover.
 struct SentinelConn {
     sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
-    current: std::sync::Mutex<Option<MultiplexedConnection>>,
+    current: parking_lot::Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
     /// Whether a primary was ever found: after that, sentinels that name
     /// none are failing over, and a retry may help.
@@ -59,10 +59,7 @@ struct SentinelConn {
 
 impl SentinelConn {
     fn current(&self) -> Option<MultiplexedConnection> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.lock().clone()
     }
 
     /// The connection to the primary, asking the sentinels for it if there
@@ -79,7 +76,7 @@ impl SentinelConn {
         let conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *self.current.lock() = Some(conn.clone());
         self.found.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(conn)
     }
@@ -117,7 +114,7 @@ impl SentinelConn {
                     | redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
             );
         if moved {
-            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *self.current.lock() = None;
         }
     }
 }
@@ -316,8 +313,7 @@ impl RedisStoreBuilder {
     }
 
     /// Checks the settings and makes the function that connects.
-    #[allow(clippy::type_complexity)]
-    fn connector(self) -> Result<(Connector<RedisRsBackend>, KeyLayout, Option<Arc<dyn Clock>>)> {
+    fn connector(self) -> Result<Parts<RedisRsBackend>> {
         if self.urls.is_empty() {
             return Err(Error::InvalidConfig {
                 field: "url".into(),
@@ -368,7 +364,7 @@ impl RedisStoreBuilder {
                     .map_err(invalid_url)?;
                     let conn = SentinelConn {
                         sentinel: tokio::sync::Mutex::new(sentinel),
-                        current: std::sync::Mutex::new(None),
+                        current: parking_lot::Mutex::new(None),
                         config,
                         found: std::sync::atomic::AtomicBool::new(false),
                     };

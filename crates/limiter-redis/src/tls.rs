@@ -140,12 +140,5 @@ pub(crate) fn names_tls_failure(text: &str) -> bool {
 /// A store error for a TLS failure at connection.
 #[cfg(feature = "redis-rs")]
 pub(crate) fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::store_from(
-        format!(
-            "Redis: the TLS handshake failed (is the server's certificate signed by the CA given, \
-             and does it name the host?): {e}"
-        ),
-        false,
-        e,
-    )
+    Error::store_from(format!("{}: {e}", crate::core::TLS_FAILED), false, e)
 }
