@@ -126,6 +126,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@checks windows, conformance_store:
             token_bucket_refills,
             calendar_day_resets_at_pacific_midnight,
+            calendar_day_in_a_named_zone,
             rolling_day_limit,
         );
         $crate::conformance_suite!(@checks cooldown, conformance_store: cooldown_is_shared_and_delays);

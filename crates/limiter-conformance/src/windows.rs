@@ -71,6 +71,57 @@ pub async fn calendar_day_resets_at_pacific_midnight(h: Harness) {
     );
 }
 
+/// A calendar day in a named zone, across a change of offset: Berlin's
+/// 29 March 2026 is 23 hours long, its 25 October 25 hours; with the reset
+/// at 02:30, skipped in March, the day starts at the change.
+pub async fn calendar_day_in_a_named_zone(h: Harness) {
+    let berlin = TimeZone::named("Europe/Berlin").unwrap();
+    let day = |reset_minutes| {
+        Limits::new().rpd(1).day(DayWindow::Calendar {
+            reset_minutes,
+            zone: berlin,
+        })
+    };
+    let slots = |key: String, limits: Limits| {
+        let h = &h;
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                match h
+                    .store
+                    .reserve(&key, &limits, &Cost::request(), None)
+                    .await
+                    .unwrap()
+                {
+                    Decision::Reserved(r) => out.push(r.slot.as_micros() / 1_000_000),
+                    other => panic!("{other:?}"),
+                }
+            }
+            out
+        }
+    };
+    // 2026-03-28 12:00 UTC (13:00 CET).
+    h.clock.advance_to(Timestamp::from_secs(1_774_699_200));
+    // Midnight CET (28 Mar 23:00 UTC), then midnight CEST (29 Mar 22:00 UTC).
+    assert_eq!(
+        slots(format!("{}:berlin", h.key), day(0)).await,
+        [1_774_699_200, 1_774_738_800, 1_774_821_600]
+    );
+    // 02:30 does not happen on 29 March: that day starts at the change,
+    // 01:00 UTC; the next at 02:30 CEST (30 Mar 00:30 UTC).
+    assert_eq!(
+        slots(format!("{}:berlin-gap", h.key), day(150)).await,
+        [1_774_699_200, 1_774_746_000, 1_774_830_600]
+    );
+    // 2026-10-24 12:00 UTC: midnight CEST (24 Oct 22:00 UTC), then
+    // midnight CET (25 Oct 23:00 UTC), 25 hours later.
+    h.clock.advance_to(Timestamp::from_secs(1_792_843_200));
+    assert_eq!(
+        slots(format!("{}:berlin-autumn", h.key), day(0)).await,
+        [1_792_843_200, 1_792_879_200, 1_792_969_200]
+    );
+}
+
 /// A rolling day: the (N+1)th request waits until the first leaves the
 /// 24 hours (plus guard), within one bucket.
 pub async fn rolling_day_limit(h: Harness) {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::dimension::Dimension;
 use crate::record::{NotUntil, RecordId};
+use crate::time::Timestamp;
 
 /// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -131,6 +132,33 @@ impl Error {
             retryable,
             source: Some(source.into()),
         }
+    }
+
+    /// [`Error::InvalidNumber`] for a "now" past [`Timestamp::HORIZON`], as
+    /// the state machines refuse it (for stores that port them).
+    pub fn now_beyond_horizon(now: Timestamp) -> Self {
+        Error::number(
+            "now",
+            format!(
+                "{now} is beyond the last instant the limiter handles ({})",
+                Timestamp::HORIZON
+            ),
+        )
+    }
+
+    /// [`Error::InvalidNumber`] with field `"slot"` for a reservation whose
+    /// earliest slot would be past [`Timestamp::HORIZON`], as the state
+    /// machine refuses it (for stores that port it).
+    pub fn slot_beyond_horizon(slot: Timestamp) -> Self {
+        Error::number(
+            "slot",
+            format!(
+                "the earliest slot, {slot}, is beyond the last instant the limiter \
+                 handles ({}): the usage recorded on this key is beyond its limits by \
+                 more than a century",
+                Timestamp::HORIZON
+            ),
+        )
     }
 
     pub(crate) fn number(field: &'static str, reason: impl Into<String>) -> Self {

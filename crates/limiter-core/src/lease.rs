@@ -38,7 +38,7 @@ pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MIN_LEASE_TTL: Duration = Duration::from_millis(1);
 
 /// The latest instant accepted as "now" (the same bound as reservations).
-const MAX_NOW: u64 = 1 << 62;
+const MAX_NOW: u64 = Timestamp::HORIZON.as_micros();
 
 /// The id of a lease or of a ticket in the queue for one; unique within its
 /// key. Prints and parses as a plain number.
@@ -277,10 +277,7 @@ impl LeaseState {
     fn advance(&mut self, now: Timestamp) -> Result<u64> {
         let us = now.as_micros();
         if us > MAX_NOW {
-            return Err(Error::number(
-                "now",
-                format!("{now} is beyond the last instant the limiter handles"),
-            ));
+            return Err(Error::now_beyond_horizon(now));
         }
         let us = us.max(self.last_now);
         self.last_now = us;

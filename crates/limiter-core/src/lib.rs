@@ -69,7 +69,7 @@ pub mod state;
 mod store;
 mod time;
 
-pub use calendar::TimeZone;
+pub use calendar::{TimeZone, ZoneName};
 pub use error::{BoxError, Error, Result};
 pub use lease::{
     Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus, MAX_LEASE_CAP,

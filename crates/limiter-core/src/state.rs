@@ -41,6 +41,21 @@
 //! A reservation counts for `window + guard`, so that requests whose arrival
 //! at the provider is late by up to `guard` (late wake-up, network delay)
 //! never make one provider window hold more than the limit.
+//!
+//! # Bounds that keep it exact everywhere
+//!
+//! The Redis scripts compute in doubles, which hold integers exactly up to
+//! 2^53; the bounds below keep every number both sides compute under that,
+//! so that they agree for every valid input:
+//!
+//! - instants (now, slots, token buckets' arrival times, cooldown ends) stay
+//!   at or before [`Timestamp::HORIZON`] (2^52 µs, in 2112); a reservation
+//!   whose slot would be later is refused;
+//! - amounts are at most [`MAX_AMOUNT`](crate::MAX_AMOUNT) (2^50) each, and
+//!   counts saturate at [`SATURATED`] (2^52);
+//! - `amount × window / limit` (a token bucket's emission) and the usage a
+//!   bucket reports are products of up to 87 bits: computed in 128 bits here
+//!   and by long multiplication in the scripts, capped at the horizon.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -62,9 +77,41 @@ pub const BUCKETS: u64 = 128;
 /// at least: the longer of this and the window plus the guard band.
 pub const RECORD_RETENTION: Duration = Duration::from_secs(15 * 60);
 
-/// The latest instant the state machine accepts as "now" (about year 148,000):
-/// far enough for any clock, small enough that no sum of spans overflows.
-const MAX_NOW: u64 = 1 << 62;
+/// The latest instant the state machine handles, as "now", as a slot, as a
+/// token bucket's arrival time and as a cooldown's end:
+/// [`Timestamp::HORIZON`].
+const HORIZON: u64 = Timestamp::HORIZON.as_micros();
+
+/// Where counts stop growing: 2^52, four times [`MAX_AMOUNT`]. A window
+/// bucket, a window's total or a day's count that reaches it holds more than
+/// any limit allows, and stays there (taking from it does nothing) until it
+/// no longer counts: what it held beyond is not known, so the store keeps
+/// the window shut rather than guess. Only usage reported far beyond every
+/// limit gets there; below it every count is exact, in Rust and in the
+/// Redis scripts' doubles alike.
+///
+/// [`MAX_AMOUNT`]: crate::MAX_AMOUNT
+pub const SATURATED: u64 = 1 << 52;
+
+/// `x + a`, saturated at [`SATURATED`].
+fn sat_add(x: u64, a: u64) -> u64 {
+    x.saturating_add(a).min(SATURATED)
+}
+
+/// `x - a` (at least 0), unless `x` is saturated: then it stays.
+fn sat_sub(x: u64, a: u64) -> u64 {
+    if x >= SATURATED {
+        x
+    } else {
+        x.saturating_sub(a)
+    }
+}
+
+/// `⌈a × b / c⌉`, at most `cap` (`c > 0`).
+fn muldiv_ceil(a: u64, b: u64, c: u64, cap: u64) -> u64 {
+    let q = (u128::from(a) * u128::from(b)).div_ceil(u128::from(c));
+    q.min(u128::from(cap)) as u64
+}
 
 // Where a record was counted (the bits of its `counted` field), so that
 // adjusting or refunding it undoes exactly that, even when the limits
@@ -113,11 +160,17 @@ impl Ring {
         }
         let old = std::mem::take(&mut self.sums);
         let old_g = self.g;
+        let saturated = self.totals.map(|t| t >= SATURATED);
         self.g = g;
         self.totals = [0; DIMS];
         for (b, s) in old {
             let end = (b + 1) * old_g;
             self.add_at(end.div_ceil(g).saturating_sub(1), &s);
+        }
+        for d in 0..DIMS {
+            if saturated[d] {
+                self.totals[d] = SATURATED;
+            }
         }
     }
 
@@ -138,7 +191,7 @@ impl Ring {
             }
             let s = self.sums.remove(&b).unwrap_or_default();
             for (t, v) in self.totals.iter_mut().zip(s) {
-                *t = t.saturating_sub(v);
+                *t = sat_sub(*t, v);
             }
         }
         if self.sums.is_empty() {
@@ -150,8 +203,8 @@ impl Ring {
     fn add_at(&mut self, b: u64, a: &[u64; DIMS]) {
         let sums = self.sums.entry(b).or_insert([0; DIMS]);
         for d in 0..DIMS {
-            sums[d] = sums[d].saturating_add(a[d]);
-            self.totals[d] = self.totals[d].saturating_add(a[d]);
+            sums[d] = sat_add(sums[d], a[d]);
+            self.totals[d] = sat_add(self.totals[d], a[d]);
         }
         if *sums == [0; DIMS] {
             self.sums.remove(&b);
@@ -191,9 +244,11 @@ impl Ring {
             return;
         };
         for d in 0..DIMS {
-            let v = a[d].min(sums[d]);
-            sums[d] -= v;
-            self.totals[d] -= v;
+            if sums[d] < SATURATED {
+                let v = a[d].min(sums[d]);
+                sums[d] -= v;
+                self.totals[d] = sat_sub(self.totals[d], v);
+            }
         }
         if *sums == [0; DIMS] {
             self.sums.remove(&b);
@@ -218,7 +273,9 @@ impl Ring {
                 break;
             }
             for d in 0..DIMS {
-                t[d] -= sums[d];
+                // A saturated total stays: the window is shut until its
+                // last bucket no longer counts.
+                t[d] = sat_sub(t[d], sums[d]);
             }
             at = at.max(e);
         }
@@ -245,13 +302,12 @@ struct Gcra {
 }
 
 /// Time (µs) that `amount` occupies in a bucket of `limit` per `window`,
-/// rounded up and capped far beyond any real wait.
+/// rounded up and capped at the horizon.
 fn emission(amount: u64, limit: u64, window: u64) -> u64 {
     if limit == 0 || amount == 0 {
         return 0;
     }
-    let e = (u128::from(amount) * u128::from(window)).div_ceil(u128::from(limit));
-    e.min(u128::from(MAX_NOW)) as u64
+    muldiv_ceil(amount, window, limit, HORIZON)
 }
 
 /// Calendar-day counts, from the day of the last "now" to the day of the
@@ -281,8 +337,8 @@ impl Days {
             self.counts.push_back([0, 0]);
         }
         let c = &mut self.counts[(day - self.first) as usize];
-        c[0] = c[0].saturating_add(a[0]);
-        c[1] = c[1].saturating_add(a[1]);
+        c[0] = sat_add(c[0], a[0]);
+        c[1] = sat_add(c[1], a[1]);
     }
 
     fn sub(&mut self, day: i64, a: [u64; 2]) {
@@ -290,8 +346,8 @@ impl Days {
             return;
         }
         if let Some(c) = self.counts.get_mut((day - self.first) as usize) {
-            c[0] = c[0].saturating_sub(a[0]);
-            c[1] = c[1].saturating_sub(a[1]);
+            c[0] = sat_sub(c[0], a[0]);
+            c[1] = sat_sub(c[1], a[1]);
         }
     }
 
@@ -453,11 +509,8 @@ fn requests_only(a: &Amounts) -> [u64; DIMS] {
 
 fn check_now(now: Timestamp) -> Result<u64> {
     let us = now.as_micros();
-    if us > MAX_NOW {
-        return Err(Error::InvalidNumber {
-            field: "now",
-            reason: format!("{now} is beyond the last instant the limiter handles"),
-        });
+    if us > HORIZON {
+        return Err(Error::now_beyond_horizon(now));
     }
     Ok(us)
 }
@@ -595,6 +648,9 @@ impl KeyState {
         let now = Timestamp::from_micros(now_us);
         self.advance(p, now_us);
         let slot = self.earliest(p, &a, now_us);
+        if slot > HORIZON {
+            return Err(Error::slot_beyond_horizon(Timestamp::from_micros(slot)));
+        }
         if let Some(max) = max_wait {
             if slot - now_us > u64::try_from(max.as_micros()).unwrap_or(u64::MAX) {
                 return Ok(Decision::Denied(NotUntil {
@@ -674,9 +730,9 @@ impl KeyState {
                 let b = &mut self.buckets[dim];
                 if b.tat <= slot {
                     b.full_at = slot;
-                    b.tat = slot.saturating_add(inc);
+                    b.tat = (slot + inc).min(HORIZON);
                 } else {
-                    b.tat = b.tat.saturating_add(inc);
+                    b.tat = (b.tat + inc).min(HORIZON);
                 }
             }
             counted |= IN_BUCKETS;
@@ -776,8 +832,10 @@ impl KeyState {
                     b.tat = now;
                     b.full_at = now;
                 }
-                b.tat = b.tat.saturating_add(after - before);
-            } else if latest && slot >= b.full_at {
+                b.tat = (b.tat + (after - before)).min(HORIZON);
+            } else if latest && slot >= b.full_at && b.tat < HORIZON {
+                // A bucket at the horizon may hold more than it shows: no
+                // credit then.
                 b.tat = b.tat.saturating_sub(before - after);
             }
         }
@@ -808,9 +866,10 @@ impl KeyState {
         Ok(())
     }
 
-    /// Starts (or extends) a cooldown until `until`.
+    /// Starts (or extends) a cooldown until `until` (at the latest
+    /// [`Timestamp::HORIZON`]).
     pub fn set_cooldown(&mut self, until: Timestamp) {
-        self.cooldown_until = self.cooldown_until.max(until.as_micros());
+        self.cooldown_until = self.cooldown_until.max(until.as_micros().min(HORIZON));
     }
 
     /// The end of the cooldown in force at `now`.
@@ -856,9 +915,7 @@ impl KeyState {
                         WindowKind::Rolling => self.window.totals[idx],
                         WindowKind::TokenBucket => {
                             let ahead = self.buckets[idx].tat.saturating_sub(now_us);
-                            let u = (u128::from(ahead) * u128::from(p.wl[idx]))
-                                .div_ceil(u128::from(p.window_us));
-                            u.min(u128::from(u64::MAX)) as u64
+                            muldiv_ceil(ahead, p.wl[idx], p.window_us, SATURATED)
                         }
                     }
                 }
@@ -887,7 +944,7 @@ impl KeyState {
         };
         let now_us = now.as_micros();
         let (w, s, d) = p.spans;
-        let today = calendar_day(p, now_us.min(MAX_NOW)).map_or(i64::MAX, |(d, _)| d);
+        let today = calendar_day(p, now_us.min(HORIZON)).map_or(i64::MAX, |(d, _)| d);
         self.window.idle(now_us, w)
             && self.second.idle(now_us, s)
             && self.day_ring.idle(now_us, d)

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Microseconds keep every instant exact in a Lua number (a double holds
 /// integers up to 2^53, about 285 years of microseconds), so the Redis
-/// scripts and the in-process state machine compute the same slots.
+/// scripts and the in-process state machine compute the same slots. The
+/// stores handle instants up to [`Timestamp::HORIZON`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
@@ -24,6 +25,15 @@ pub struct Timestamp(u64);
 impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// The last instant the stores handle: 2^52 µs after the epoch
+    /// (2112-09-17T23:53:47Z). A "now" past it is refused, cooldowns end at
+    /// it at the latest, and a reservation whose earliest slot would be
+    /// later is refused ([`Error::InvalidNumber`](crate::Error::InvalidNumber)
+    /// with field `"slot"`). Below it, every instant, and the sum of any two,
+    /// is an integer a double holds exactly, which is what keeps the Redis
+    /// scripts' arithmetic exact.
+    pub const HORIZON: Timestamp = Timestamp(1 << 52);
 
     /// An instant `micros` microseconds after the Unix epoch.
     pub const fn from_micros(micros: u64) -> Self {

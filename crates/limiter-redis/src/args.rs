@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use crate::contract::{self, argv};
 use limiter_core::{
@@ -74,19 +77,19 @@ pub(crate) fn now_arg(now: Option<Timestamp>) -> String {
     now.map_or_else(String::new, |t| t.as_micros().to_string())
 }
 
-/// The latest "now" a lease script is given (as `LeaseState` takes).
-const MAX_LEASE_NOW_US: u64 = 1 << 62;
-
-/// `now` for ARGV[1] of the lease script, refused as `LeaseState` refuses
-/// it when beyond the last instant the limiter handles.
-pub(crate) fn lease_now_arg(now: Option<Timestamp>) -> Result<String> {
+/// Refuses a "now" of a manual clock past the horizon, as the state
+/// machines do (the server's own time is taken as it is).
+pub(crate) fn check_now(now: Option<Timestamp>) -> Result<()> {
     match now {
-        Some(t) if t.as_micros() > MAX_LEASE_NOW_US => Err(Error::InvalidNumber {
-            field: "now",
-            reason: format!("{t} is beyond the last instant the limiter handles"),
-        }),
-        _ => Ok(now_arg(now)),
+        Some(t) if t > Timestamp::HORIZON => Err(Error::now_beyond_horizon(t)),
+        _ => Ok(()),
     }
+}
+
+/// `now` for ARGV[1] of the lease script, checked.
+pub(crate) fn lease_now_arg(now: Option<Timestamp>) -> Result<String> {
+    check_now(now)?;
+    Ok(now_arg(now))
 }
 
 /// A lease's time to live in µs (checked before: at most a day).
@@ -101,21 +104,12 @@ pub(crate) fn admission_args(now: Option<Timestamp>, plan: &Plan) -> Vec<String>
     let (w, s, d) = plan.spans_us();
     let wl = plan.window_limits();
     let dl = plan.day_limits();
-    let (calendar, reset, us_dst, offset) = match plan.day_window() {
+    let (calendar, reset, zone) = match plan.day_window() {
         DayWindow::Calendar {
             reset_minutes,
             zone,
-        } => {
-            let (dst, off) = match zone {
-                TimeZone::Fixed { offset_minutes } => (false, offset_minutes),
-                TimeZone::UsDaylight {
-                    standard_offset_minutes,
-                } => (true, standard_offset_minutes),
-                _ => (false, 0),
-            };
-            (true, reset_minutes, dst, off)
-        }
-        _ => (false, 0, false, 0),
+        } => (true, reset_minutes, zone_arg(zone, now)),
+        _ => (false, 0, Arc::from("0")),
     };
     let day_on = dl != [0, 0];
     let mut keep = plan.retention_us().max(w).max(s);
@@ -148,11 +142,47 @@ pub(crate) fn admission_args(now: Option<Timestamp>, plan: &Plan) -> Vec<String>
     );
     put(argv::CALENDAR, u8::from(calendar).to_string());
     put(argv::RESET, reset.to_string());
-    put(argv::US_DST, u8::from(us_dst).to_string());
-    put(argv::OFFSET, offset.to_string());
+    put(argv::ZONE, zone.to_string());
     put(argv::RETENTION, plan.retention_us().to_string());
     put(argv::KEEP, keep.to_string());
     args
+}
+
+/// How far back the zone's offsets given to the scripts reach from the
+/// day of "now": a day earlier still than yesterday, for a server clock
+/// behind.
+const ZONE_BEFORE_DAYS: i64 = 2;
+/// How far ahead they reach: slots further ahead (a queue more than a
+/// year long) are counted with the last offset given.
+pub(crate) const ZONE_AHEAD_DAYS: i64 = 400;
+
+/// [`argv::ZONE`] for `zone` around `now` (this machine's clock when the
+/// server's is used: the scripts pick the day by the server's time within
+/// what they are given). Made once a day per zone.
+fn zone_arg(zone: TimeZone, now: Option<Timestamp>) -> Arc<str> {
+    const DAY: i64 = 86_400_000_000;
+    let now = now.unwrap_or_else(Timestamp::now_system).as_micros() as i64;
+    let day = now.div_euclid(DAY);
+    /// Per zone: the day it was made on, and the argument.
+    type Made = HashMap<TimeZone, (i64, Arc<str>)>;
+    static CACHE: OnceLock<Mutex<Made>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((d, arg)) = cache.lock().get(&zone) {
+        if *d == day {
+            return arg.clone();
+        }
+    }
+    let (first, changes) = zone.offset_changes(
+        (day - ZONE_BEFORE_DAYS) * DAY,
+        (day + ZONE_AHEAD_DAYS) * DAY,
+    );
+    let mut arg = first.to_string();
+    for (at, offset) in changes {
+        arg.push_str(&format!(",{at},{offset}"));
+    }
+    let arg: Arc<str> = Arc::from(arg);
+    cache.lock().insert(zone, (day, arg.clone()));
+    arg
 }
 
 pub(crate) fn amounts_args(a: &Amounts, out: &mut Vec<String>) {
@@ -192,6 +222,7 @@ pub(crate) fn decode_reserve(reply: &[i64]) -> Result<Decision> {
             earliest: ts(*earliest),
             now: ts(*now),
         })),
+        [-2, slot] => Err(Error::slot_beyond_horizon(ts(*slot))),
         _ => Err(bad_reply("reserve", reply)),
     }
 }

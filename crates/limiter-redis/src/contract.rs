@@ -40,16 +40,16 @@ pub(crate) mod argv {
     pub(crate) const CALENDAR: usize = 17;
     /// The daily reset, in minutes after local midnight.
     pub(crate) const RESET: usize = 18;
-    /// 1 when the zone follows US daylight saving.
-    pub(crate) const US_DST: usize = 19;
-    /// The zone's standard offset in minutes east of UTC.
-    pub(crate) const OFFSET: usize = 20;
+    /// The zone's offsets around now, in µs: the offset in force first,
+    /// then pairs of the instant of a change and the offset from then on,
+    /// comma-separated (`TimeZone::offset_changes`).
+    pub(crate) const ZONE: usize = 19;
     /// How long a record stays adjustable, in µs.
-    pub(crate) const RETENTION: usize = 21;
+    pub(crate) const RETENTION: usize = 20;
     /// How long the state is kept past its last use, in µs.
-    pub(crate) const KEEP: usize = 22;
+    pub(crate) const KEEP: usize = 21;
     /// The first of the operation's own arguments.
-    pub(crate) const OP: usize = 23;
+    pub(crate) const OP: usize = 22;
 
     /// Every name with its position, as `common.lua`'s `A_*` locals have them.
     pub(crate) const LAYOUT: &[(&str, usize)] = &[
@@ -66,8 +66,7 @@ pub(crate) mod argv {
         ("BUCKET", BUCKET),
         ("CALENDAR", CALENDAR),
         ("RESET", RESET),
-        ("US_DST", US_DST),
-        ("OFFSET", OFFSET),
+        ("ZONE", ZONE),
         ("RETENTION", RETENTION),
         ("KEEP", KEEP),
         ("OP", OP),
@@ -231,7 +230,7 @@ mod tests {
     fn expand_puts_numbers_for_names_and_keeps_the_rest() {
         assert_eq!(
             expand("x = n(A_OP + 1) + M[S_LAST_ID] -- S_FIRST_DAY, C_ZONE_NEXT\nA_b S_"),
-            "x = n(23 + 1) + M[3] -- 4, 32\nA_b S_"
+            "x = n(22 + 1) + M[3] -- 4, 32\nA_b S_"
         );
         // A longer name is never cut at a shorter one's end, nor a name
         // taken out of a longer identifier.

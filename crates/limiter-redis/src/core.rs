@@ -228,6 +228,7 @@ impl<B: Backend> Store for Core<B> {
     ) -> Result<Decision> {
         let (plan, mut args) = self.args(limits)?;
         let a = plan.amounts(cost)?;
+        args::check_now(self.now())?;
         args::amounts_args(&a, &mut args);
         args.push(args::max_wait_arg(max_wait));
         let reply = self
@@ -246,6 +247,7 @@ impl<B: Backend> Store for Core<B> {
     ) -> Result<()> {
         let (plan, mut args) = self.args(limits)?;
         let a = plan.usage_amounts(actual)?;
+        args::check_now(self.now())?;
         args.push(record.0.to_string());
         args::amounts_args(&a, &mut args);
         let reply = self
@@ -257,6 +259,7 @@ impl<B: Backend> Store for Core<B> {
 
     async fn refund(&self, key: &str, limits: &Limits, record: RecordId) -> Result<()> {
         let (_, mut args) = self.args(limits)?;
+        args::check_now(self.now())?;
         args.push(record.0.to_string());
         let reply = self
             .backend
@@ -267,6 +270,7 @@ impl<B: Backend> Store for Core<B> {
 
     async fn status(&self, key: &str, limits: &Limits) -> Result<Status> {
         let (_, args) = self.args(limits)?;
+        args::check_now(self.now())?;
         let reply = self
             .backend
             .eval(Op::Status, &self.layout.keys(key), args)

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use limiter_core::{
     Clock, Cost, DayWindow, Decision, Error, KeyState, LeaseDecision, LeaseId, LeaseRequest,
-    LeaseState, LeaseStore, Limits, ManualClock, RecordId, Sleep, Store, TimeZone, Timestamp,
-    WindowKind, MAX_LEASE_CAP, MAX_LEASE_TTL,
+    LeaseState, LeaseStore, Limits, RecordId, Sleep, TimeZone, Timestamp, WindowKind,
+    MAX_LEASE_CAP, MAX_LEASE_TTL,
 };
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
@@ -73,7 +73,7 @@ fn limits() -> impl Strategy<Value = Limits> {
             0u64..800,
             any::<bool>(),
             any::<bool>(),
-            0u64..4,
+            0u64..5,
             0u32..1440,
         ),
         (
@@ -110,11 +110,15 @@ fn limits() -> impl Strategy<Value = Limits> {
                     0 => l,
                     1 => l.rpd(3 + u64::from(reset % 20)),
                     2 => l.rpd(5).tpd(3000).day(DayWindow::PACIFIC_MIDNIGHT),
-                    _ => l.tpd(2500).day(DayWindow::Calendar {
+                    3 => l.tpd(2500).day(DayWindow::Calendar {
                         reset_minutes: reset,
                         zone: TimeZone::Fixed {
                             offset_minutes: 330,
                         },
+                    }),
+                    _ => l.rpd(4).tpd(2000).day(DayWindow::Calendar {
+                        reset_minutes: reset,
+                        zone: TimeZone::named("Europe/Berlin").unwrap(),
                     }),
                 };
                 l
@@ -193,102 +197,317 @@ fn rig(clock: impl limiter_core::Clock, default_cases: u32) -> Rig {
     }
 }
 
+/// Applies `ops` to a fresh key of `store` and to a `KeyState` from
+/// `start`, with `first` limits until a `Switch` to `second`, and compares
+/// every answer.
+#[allow(clippy::too_many_arguments)]
+async fn admission_case(
+    store: &dyn LeaseStore,
+    clock: &StepClock,
+    key: &str,
+    start: u64,
+    first: Limits,
+    second: Limits,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    clock.set(start);
+    let mut state = KeyState::new();
+    let mut limits = first;
+    let mut ids: Vec<RecordId> = Vec::new();
+    for op in ops {
+        let now = clock.now();
+        match *op {
+            Op::Acquire {
+                input,
+                output,
+                images,
+                max_wait_ms,
+            } => {
+                let cost = Cost::split(input, output).with_images(images);
+                let wait = max_wait_ms.map(Duration::from_millis);
+                let c = state.reserve(&limits, &cost, now, wait);
+                let r = store.reserve(key, &limits, &cost, wait).await;
+                match (c, r) {
+                    (Ok(c), Ok(r)) => {
+                        same("decision", c, r)?;
+                        if let Decision::Reserved(res) = c {
+                            ids.push(res.record);
+                        }
+                    }
+                    (Err(c), Err(r)) => same("error", kind(&c), kind(&r))?,
+                    (c, r) => prop_assert!(false, "core {:?} vs redis {:?}", c, r),
+                }
+            }
+            Op::Adjust {
+                pick,
+                input,
+                output,
+            } if !ids.is_empty() => {
+                let id = ids[pick % ids.len()];
+                let cost = Cost::split(input, output);
+                let c = state.adjust(&limits, id, &cost, now).map_err(|e| kind(&e));
+                let r = store
+                    .adjust(key, &limits, id, &cost)
+                    .await
+                    .map_err(|e| kind(&e));
+                same("adjust", c, r)?;
+            }
+            Op::Refund { pick } if !ids.is_empty() => {
+                let id = ids[pick % ids.len()];
+                let c = state.refund(&limits, id, now).map_err(|e| kind(&e));
+                let r = store.refund(key, &limits, id).await.map_err(|e| kind(&e));
+                same("refund", c, r)?;
+            }
+            Op::Advance { micros } => clock.set(now.as_micros().saturating_add(micros)),
+            Op::Cooldown { micros } => {
+                let until = now.saturating_add(Duration::from_micros(micros));
+                state.set_cooldown(until);
+                store
+                    .cool_down(key, limiter_core::CooldownEnd::At(until))
+                    .await
+                    .unwrap();
+                same(
+                    "cooldown",
+                    state.cooldown(now),
+                    store.cooldown_end(key).await.unwrap(),
+                )?;
+            }
+            Op::Status => {
+                let c = state.status(&limits, now).map_err(|e| kind(&e));
+                let r = store.status(key, &limits).await.map_err(|e| kind(&e));
+                same("status", c, r)?;
+            }
+            Op::Switch => limits = second,
+            _ => {}
+        }
+    }
+    let now = clock.now();
+    same(
+        "final status",
+        state.status(&limits, now).map_err(|e| kind(&e)),
+        store.status(key, &limits).await.map_err(|e| kind(&e)),
+    )
+}
+
 #[test]
 fn redis_scripts_decide_exactly_as_the_core_state_machine() {
-    let clock = ManualClock::new();
+    let clock = StepClock::default();
     let Rig {
         server: _server,
         rt,
         store,
         mut runner,
     } = rig(clock.clone(), 64);
-    let n = std::sync::atomic::AtomicU64::new(0);
+    let n = AtomicU64::new(0);
     runner
         .run(
             &(limits(), limits(), proptest::collection::vec(op(), 1..80)),
             |(first, second, ops)| {
-                let key = format!(
-                    "diff:{}",
-                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                );
-                let mut state = KeyState::new();
-                let mut limits = first;
-                let mut ids: Vec<RecordId> = Vec::new();
-                rt.block_on(async {
-                    for op in &ops {
-                        let now = clock.now();
-                        match *op {
-                            Op::Acquire {
-                                input,
-                                output,
-                                images,
-                                max_wait_ms,
-                            } => {
-                                let cost = Cost::split(input, output).with_images(images);
-                                let wait = max_wait_ms.map(Duration::from_millis);
-                                let c = state.reserve(&limits, &cost, now, wait);
-                                let r = store.reserve(&key, &limits, &cost, wait).await;
-                                match (c, r) {
-                                    (Ok(c), Ok(r)) => {
-                                        same("decision", c, r)?;
-                                        if let Decision::Reserved(res) = c {
-                                            ids.push(res.record);
-                                        }
-                                    }
-                                    (Err(c), Err(r)) => same("error", kind(&c), kind(&r))?,
-                                    (c, r) => prop_assert!(false, "core {:?} vs redis {:?}", c, r),
-                                }
-                            }
-                            Op::Adjust {
-                                pick,
-                                input,
-                                output,
-                            } if !ids.is_empty() => {
-                                let id = ids[pick % ids.len()];
-                                let cost = Cost::split(input, output);
-                                let c = state.adjust(&limits, id, &cost, now).map_err(|e| kind(&e));
-                                let r = store
-                                    .adjust(&key, &limits, id, &cost)
-                                    .await
-                                    .map_err(|e| kind(&e));
-                                same("adjust", c, r)?;
-                            }
-                            Op::Refund { pick } if !ids.is_empty() => {
-                                let id = ids[pick % ids.len()];
-                                let c = state.refund(&limits, id, now).map_err(|e| kind(&e));
-                                let r = store.refund(&key, &limits, id).await.map_err(|e| kind(&e));
-                                same("refund", c, r)?;
-                            }
-                            Op::Advance { micros } => clock.advance(Duration::from_micros(micros)),
-                            Op::Cooldown { micros } => {
-                                let until = now.saturating_add(Duration::from_micros(micros));
-                                state.set_cooldown(until);
-                                store
-                                    .cool_down(&key, limiter_core::CooldownEnd::At(until))
-                                    .await
-                                    .unwrap();
-                                same(
-                                    "cooldown",
-                                    state.cooldown(now),
-                                    store.cooldown_end(&key).await.unwrap(),
-                                )?;
-                            }
-                            Op::Status => {
-                                let c = state.status(&limits, now).unwrap();
-                                let r = store.status(&key, &limits).await.unwrap();
-                                same("status", c, r)?;
-                            }
-                            Op::Switch => limits = second,
-                            _ => {}
-                        }
-                    }
-                    let now = clock.now();
-                    same(
-                        "final status",
-                        state.status(&limits, now).unwrap(),
-                        store.status(&key, &limits).await.unwrap(),
-                    )
-                })
+                let key = format!("diff:{}", n.fetch_add(1, Ordering::Relaxed));
+                rt.block_on(admission_case(
+                    &*store,
+                    &clock,
+                    &key,
+                    JAN_2026_US,
+                    first,
+                    second,
+                    &ops,
+                ))
+            },
+        )
+        .unwrap();
+}
+
+/// 2026-01-01T00:00:00Z in µs.
+const JAN_2026_US: u64 = 1_767_225_600_000_000;
+
+/// A number of at most `bits` bits, spread evenly over the bit lengths (as
+/// many below 2^10 as between 2^40 and 2^50), and now and then 2^bits
+/// itself.
+fn log_uniform(bits: u32) -> impl Strategy<Value = u64> {
+    prop_oneof![
+        12 => (0..=bits).prop_flat_map(|b| {
+            if b == 0 {
+                Just(0u64).boxed()
+            } else {
+                ((1u64 << (b - 1))..(1u64 << b)).boxed()
+            }
+        }),
+        1 => Just(1u64 << bits),
+    ]
+}
+
+/// A limit over its whole valid range (off half of the time).
+fn any_limit() -> impl Strategy<Value = u64> {
+    prop_oneof![1 => Just(0u64), 1 => log_uniform(50).prop_map(|v| v.max(1))]
+}
+
+/// Zones with every kind of rule: none, fixed, US daylight saving written
+/// out, and named ones with half-hour and 45-minute offsets, half-hour
+/// changes (Lord Howe), negative daylight saving (Dublin), changes that
+/// come and go (Casablanca), a dropped day (Apia, 2011) and the date line.
+/// Named zones the differential draws from.
+const NAMES: [&str; 12] = [
+    "America/Los_Angeles",
+    "America/New_York",
+    "Europe/Berlin",
+    "Europe/Dublin",
+    "Asia/Tokyo",
+    "Asia/Kathmandu",
+    "America/St_Johns",
+    "Australia/Lord_Howe",
+    "Africa/Casablanca",
+    "Pacific/Apia",
+    "Pacific/Chatham",
+    "America/Sao_Paulo",
+];
+
+fn any_zone() -> impl Strategy<Value = TimeZone> {
+    prop_oneof![
+        1 => Just(TimeZone::Utc),
+        1 => (-18 * 60..=18 * 60).prop_map(|offset_minutes| TimeZone::Fixed { offset_minutes }),
+        1 => (-12 * 60..=14 * 60).prop_map(|standard_offset_minutes| TimeZone::UsDaylight {
+            standard_offset_minutes
+        }),
+        4 => (0..NAMES.len()).prop_map(|i| TimeZone::named(NAMES[i]).unwrap()),
+    ]
+}
+
+/// Limits over the whole valid range: every limit up to 2^50, windows from
+/// a millisecond to a day, any guard band, token buckets, rolling and
+/// calendar days in any zone, bursts and burndowns from small to large.
+fn any_limits() -> impl Strategy<Value = Limits> {
+    (
+        [
+            any_limit(),
+            any_limit(),
+            any_limit(),
+            any_limit(),
+            any_limit(),
+            any_limit(),
+        ],
+        (
+            prop_oneof![log_uniform(27), Just(86_400_000u64)],
+            0.0f64..1.0,
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (
+            0u8..3,
+            any_limit(),
+            any_limit(),
+            prop_oneof![0u32..1440, Just(0), Just(60), Just(120), Just(150)],
+            any_zone(),
+        ),
+        (
+            prop_oneof![Just(0.0), Just(1.0), Just(5.0), Just(1000.0)],
+            prop_oneof![Just(1.0), Just(0.5), Just(3.0), Just(1000.0)],
+        ),
+    )
+        .prop_map(
+            |(
+                [rpm, tpm, input, output, ipm, rps],
+                (window_ms, guard_share, bucket, smooth),
+                (day, rpd, tpd, reset, zone),
+                (burn, burst),
+            )| {
+                let window_ms = window_ms.clamp(1, 86_400_000);
+                let mut max_guard = (window_ms - 1).min(60_000);
+                if rps > 0 {
+                    max_guard = max_guard.min(999);
+                }
+                let guard_ms = (max_guard as f64 * guard_share) as u64;
+                let mut l = Limits::new()
+                    .rpm(rpm)
+                    .tpm(tpm)
+                    .input_tpm(input)
+                    .output_tpm(output)
+                    .ipm(ipm)
+                    .rps(rps)
+                    .window(Duration::from_millis(window_ms))
+                    .guard(Duration::from_millis(guard_ms))
+                    .burndown(burn)
+                    .burst(burst);
+                if bucket {
+                    l = l.window_kind(WindowKind::TokenBucket);
+                }
+                if smooth && (rps > 0 || rpm > 0) {
+                    l = l.smoothing(true);
+                }
+                match day {
+                    0 => l,
+                    1 => l.rpd(rpd).tpd(tpd),
+                    _ => l.rpd(rpd).tpd(tpd).day(DayWindow::Calendar {
+                        reset_minutes: reset,
+                        zone,
+                    }),
+                }
+            },
+        )
+}
+
+/// Operations with amounts over their whole range (up to 2^50), waits and
+/// advances from a microsecond to days, cooldowns past the horizon.
+fn any_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (log_uniform(50), log_uniform(50), log_uniform(50), proptest::option::of(log_uniform(30)))
+            .prop_map(|(input, output, images, max_wait_ms)| Op::Acquire { input, output, images, max_wait_ms }),
+        3 => (any::<usize>(), log_uniform(50), log_uniform(50))
+            .prop_map(|(pick, input, output)| Op::Adjust { pick, input, output }),
+        1 => any::<usize>().prop_map(|pick| Op::Refund { pick }),
+        3 => log_uniform(38).prop_map(|micros| Op::Advance { micros }),
+        1 => prop_oneof![log_uniform(40), Just(u64::MAX)].prop_map(|micros| Op::Cooldown { micros }),
+        1 => Just(Op::Status),
+        1 => Just(Op::Switch),
+    ]
+}
+
+#[test]
+fn redis_scripts_decide_as_the_core_over_the_whole_valid_range() {
+    let clock = StepClock::default();
+    let Rig {
+        server: _server,
+        rt,
+        store,
+        mut runner,
+    } = rig(clock.clone(), 128);
+    let n = AtomicU64::new(0);
+    let horizon = Timestamp::HORIZON.as_micros();
+    // In 2026 (now and then shortly before a change of offset), shortly
+    // before the horizon (slots and buckets reach past it), or just past it
+    // (refused).
+    // Every change of offset of the named zones in 2026.
+    let changes: Vec<u64> = NAMES
+        .iter()
+        .flat_map(|n| {
+            let year = 366 * 86_400_000_000;
+            let (_, c) = TimeZone::named(n)
+                .unwrap()
+                .offset_changes(JAN_2026_US as i64, (JAN_2026_US + year) as i64);
+            c.into_iter().map(|(at, _)| at as u64)
+        })
+        .collect();
+    let start = prop_oneof![
+        2 => log_uniform(40).prop_map(|d| JAN_2026_US + d),
+        2 => (0u64..366 * 86_400_000_000).prop_map(|d| JAN_2026_US + d),
+        // Up to a day and a half before a change of offset.
+        3 => (proptest::sample::select(changes), log_uniform(37)).prop_map(|(at, d)| at - d),
+        2 => log_uniform(38).prop_map(move |d| horizon - d),
+        1 => (1u64..1_000).prop_map(move |d| horizon + d),
+    ];
+    runner
+        .run(
+            &(
+                start,
+                any_limits(),
+                any_limits(),
+                proptest::collection::vec(any_op(), 1..60),
+            ),
+            |(start, first, second, ops)| {
+                let key = format!("range:{}", n.fetch_add(1, Ordering::Relaxed));
+                rt.block_on(admission_case(
+                    &*store, &clock, &key, start, first, second, &ops,
+                ))
             },
         )
         .unwrap();
@@ -485,4 +704,61 @@ fn redis_lease_script_decides_exactly_as_the_core_lease_state() {
             },
         )
         .unwrap();
+}
+
+/// Around every change of offset in 2026 of every named zone, with the
+/// daily reset at, in and after the changed hour: the days' starts the
+/// scripts find (the slots of one request a day) are the core's.
+#[test]
+fn calendar_days_around_every_change_of_offset_agree() {
+    let clock = StepClock::default();
+    let Rig {
+        server: _server,
+        rt,
+        store,
+        ..
+    } = rig(clock.clone(), 1);
+    let year = 366 * 86_400_000_000i64;
+    let hour = 3_600_000_000i64;
+    let mut checked = 0;
+    rt.block_on(async {
+        for (z, name) in NAMES.iter().enumerate() {
+            let zone = TimeZone::named(name).unwrap();
+            let (mut before, changes) =
+                zone.offset_changes(JAN_2026_US as i64, JAN_2026_US as i64 + year);
+            for (c, &(at, after)) in changes.iter().enumerate() {
+                // The local minute of day the change happens at, read with
+                // the offset before it.
+                let minute = ((at + before).rem_euclid(86_400_000_000) / 60_000_000) as u32;
+                for reset in [
+                    0,
+                    minute,
+                    (minute + 15) % 1440,
+                    (minute + 30) % 1440,
+                    (minute + 60) % 1440,
+                ] {
+                    let limits = Limits::new().rpd(1).day(DayWindow::Calendar {
+                        reset_minutes: reset,
+                        zone,
+                    });
+                    let key = format!("change:{z}:{c}:{reset}");
+                    let start = (at - 30 * hour) as u64;
+                    clock.set(start);
+                    let mut state = KeyState::new();
+                    for _ in 0..4 {
+                        let now = clock.now();
+                        let core = state.reserve(&limits, &Cost::request(), now, None).unwrap();
+                        let redis = store
+                            .reserve(&key, &limits, &Cost::request(), None)
+                            .await
+                            .unwrap();
+                        assert_eq!(core, redis, "{name}, reset {reset}, change at {at}");
+                        checked += 1;
+                    }
+                }
+                before = after;
+            }
+        }
+    });
+    assert!(checked >= 300, "{checked}");
 }

@@ -2,7 +2,9 @@
 //! performance targets in the design).
 //!
 //! - `core/state_reserve_no_wait`: the state machine alone
-//!   ([`KeyState::reserve`]), the time advancing a fixed step per call.
+//!   ([`KeyState::reserve`]), the time advancing a fixed step per call;
+//!   `core/state_reserve_calendar_day` the same with a daily limit counted
+//!   in calendar days of America/Los_Angeles (Gemini's).
 //! - `<store>/acquire_no_wait`: [`Limiter::acquire`] that never waits, on
 //!   the store's system clock, from a current-thread tokio runtime.
 //! - `<store>/acquire_window_0` and `<store>/acquire_window_30000`: the same
@@ -26,8 +28,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_main, Criterion};
 use governor::{Quota, RateLimiter};
 use llm_limiter::{
-    Cost, Decision, Dimension, KeyState, Limiter, Limits, ManualClock, MemoryStore, Store,
-    Timestamp, MAX_AMOUNT,
+    Cost, DayWindow, Decision, Dimension, KeyState, Limiter, Limits, ManualClock, MemoryStore,
+    Store, Timestamp, MAX_AMOUNT,
 };
 use tokio::runtime::Runtime;
 
@@ -58,6 +60,11 @@ const NO_WAIT_LIMITS: Limits = Limits::new()
     .rpm(MAX_AMOUNT / 2)
     .tpm(MAX_AMOUNT / 2)
     .window(Duration::from_secs(60));
+
+/// [`NO_WAIT_LIMITS`] with a daily limit in calendar days of Los Angeles.
+const CALENDAR_LIMITS: Limits = NO_WAIT_LIMITS
+    .rpd(MAX_AMOUNT / 2)
+    .day(DayWindow::PACIFIC_MIDNIGHT);
 
 /// Reservations already in the window of the full-window benchmark.
 const PREFILL: u64 = 30_000;
@@ -135,28 +142,33 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, backend: &Backend) {
 /// The state machine alone, no store, no clock, no async.
 fn bench_state(c: &mut Criterion) {
     let mut group = c.benchmark_group("core");
-    group.bench_function("state_reserve_no_wait", |b| {
-        b.iter_custom(|iters| {
-            let mut state = KeyState::new();
-            let mut now = Timestamp::from_secs(1_767_225_600);
-            let mut queued = 0;
-            let start = Instant::now();
-            for _ in 0..iters {
-                now = now.saturating_add(STATE_STEP);
-                let decision = state
-                    .reserve(&NO_WAIT_LIMITS, black_box(&COST), now, None)
-                    .expect("reserve");
-                match decision {
-                    Decision::Reserved(r) => queued |= r.position,
-                    _ => queued |= 1,
+    for (name, limits) in [
+        ("state_reserve_no_wait", NO_WAIT_LIMITS),
+        ("state_reserve_calendar_day", CALENDAR_LIMITS),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut state = KeyState::new();
+                let mut now = Timestamp::from_secs(1_767_225_600);
+                let mut queued = 0;
+                let start = Instant::now();
+                for _ in 0..iters {
+                    now = now.saturating_add(STATE_STEP);
+                    let decision = state
+                        .reserve(&limits, black_box(&COST), now, None)
+                        .expect("reserve");
+                    match decision {
+                        Decision::Reserved(r) => queued |= r.position,
+                        _ => queued |= 1,
+                    }
+                    black_box(&decision);
                 }
-                black_box(&decision);
-            }
-            let elapsed = start.elapsed();
-            assert_eq!(queued, 0, "a reservation had to wait");
-            elapsed
+                let elapsed = start.elapsed();
+                assert_eq!(queued, 0, "a reservation had to wait");
+                elapsed
+            });
         });
-    });
+    }
     group.finish();
 }
 

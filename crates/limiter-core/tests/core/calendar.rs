@@ -85,3 +85,156 @@ fn fixed_offset_and_reset_time() {
     assert_eq!(day_start(&z, 390, d + 1), utc(2026, 5, 5, 5, 30));
     assert_eq!(day_index(&z, 390, utc(2026, 5, 5, 5, 30)), d + 1);
 }
+
+#[test]
+fn named_zones_follow_the_tz_database() {
+    let h = 3_600_000_000;
+    let berlin = TimeZone::named("Europe/Berlin").unwrap();
+    assert_eq!(berlin.offset_micros_at(utc(2026, 3, 29, 0, 59)), h);
+    assert_eq!(berlin.offset_micros_at(utc(2026, 3, 29, 1, 0)), 2 * h);
+    // 29 March is 23 hours long, 25 October 25.
+    let d = day_index(&berlin, 0, utc(2026, 3, 29, 12, 0));
+    assert_eq!(day_start(&berlin, 0, d), utc(2026, 3, 28, 23, 0));
+    assert_eq!(
+        day_start(&berlin, 0, d + 1) - day_start(&berlin, 0, d),
+        23 * h
+    );
+    let d = day_index(&berlin, 0, utc(2026, 10, 25, 12, 0));
+    assert_eq!(
+        day_start(&berlin, 0, d + 1) - day_start(&berlin, 0, d),
+        25 * h
+    );
+    // A reset at 02:30 repeats on 25 October: the first one counts.
+    let d = day_index(&berlin, 150, utc(2026, 10, 25, 12, 0));
+    assert_eq!(day_start(&berlin, 150, d), utc(2026, 10, 25, 0, 30));
+    // ... and is skipped on 29 March: the day starts at the change.
+    let d = day_index(&berlin, 150, utc(2026, 3, 29, 12, 0));
+    assert_eq!(day_start(&berlin, 150, d), utc(2026, 3, 29, 1, 0));
+    // Half-hour daylight saving: Lord Howe, +10:30 / +11:00.
+    let lh = TimeZone::named("Australia/Lord_Howe").unwrap();
+    assert_eq!(lh.offset_micros_at(utc(2026, 1, 15, 0, 0)), 11 * h);
+    assert_eq!(lh.offset_micros_at(utc(2026, 7, 15, 0, 0)), 21 * h / 2);
+    // Tokyo keeps +09:00.
+    let tokyo = TimeZone::named("asia/tokyo").unwrap();
+    assert_eq!(tokyo.to_string(), "Asia/Tokyo");
+    let d = day_index(&tokyo, 0, utc(2026, 5, 5, 12, 0));
+    assert_eq!(day_start(&tokyo, 0, d), utc(2026, 5, 5, -9, 0));
+}
+
+#[test]
+fn the_us_constants_are_the_named_zones_and_keep_the_old_rules() {
+    assert_eq!(
+        TimeZone::US_PACIFIC,
+        TimeZone::named("America/Los_Angeles").unwrap()
+    );
+    assert_eq!(TimeZone::US_EASTERN.to_string(), "America/New_York");
+    // The rules written out before agree with the database since 2007.
+    for (old, named) in [(-480, TimeZone::US_PACIFIC), (-300, TimeZone::US_EASTERN)] {
+        let rule = TimeZone::UsDaylight {
+            standard_offset_minutes: old,
+        };
+        let mut t = utc(2007, 1, 1, 0, 0);
+        while t < utc(2040, 1, 1, 0, 0) {
+            assert_eq!(
+                rule.offset_micros_at(t),
+                named.offset_micros_at(t),
+                "{old} at {t}"
+            );
+            assert_eq!(
+                day_start(&rule, 120, day_index(&rule, 120, t) + 1),
+                day_start(&named, 120, day_index(&named, 120, t) + 1)
+            );
+            t += 7 * 3_600_000_000 + 13 * MICROS_PER_MIN;
+        }
+    }
+}
+
+#[test]
+fn offset_changes_and_day_start_in_agree_with_day_start() {
+    for name in [
+        "Europe/Dublin",
+        "Australia/Lord_Howe",
+        "Africa/Casablanca",
+        "America/St_Johns",
+        "Pacific/Apia",
+    ] {
+        let z = TimeZone::named(name).unwrap();
+        let from = utc(2011, 1, 1, 0, 0);
+        let (first, changes) = z.offset_changes(from, utc(2027, 1, 1, 0, 0));
+        assert!(!changes.is_empty(), "{name}");
+        assert!(changes.windows(2).all(|w| w[0].0 < w[1].0));
+        let d0 = day_index(&z, 0, from) + 1;
+        for d in d0..d0 + 16 * 365 {
+            for reset in [0, 90, 150] {
+                assert_eq!(
+                    day_start_in(first, &changes, reset, d),
+                    day_start(&z, reset, d),
+                    "{name} day {d} reset {reset}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn zones_read_and_write_as_strings_and_old_forms_still_read() {
+    let parse = |s: &str| serde_json::from_str::<TimeZone>(s);
+    assert_eq!(
+        parse(r#""Europe/Berlin""#).unwrap(),
+        TimeZone::named("Europe/Berlin").unwrap()
+    );
+    assert_eq!(parse(r#""UTC""#).unwrap(), TimeZone::Utc);
+    assert_eq!(
+        parse(r#""+05:30""#).unwrap(),
+        TimeZone::Fixed {
+            offset_minutes: 330
+        }
+    );
+    assert_eq!(
+        parse(r#""-08:00""#).unwrap(),
+        TimeZone::Fixed {
+            offset_minutes: -480
+        }
+    );
+    assert_eq!(parse(r#"{"kind": "utc"}"#).unwrap(), TimeZone::Utc);
+    assert_eq!(
+        parse(r#"{"kind": "fixed", "offset_minutes": 60}"#).unwrap(),
+        TimeZone::Fixed { offset_minutes: 60 }
+    );
+    assert_eq!(
+        parse(r#"{"kind": "us_daylight", "standard_offset_minutes": -480}"#).unwrap(),
+        TimeZone::US_PACIFIC
+    );
+    assert_eq!(
+        parse(r#"{"kind": "us_daylight", "standard_offset_minutes": -600}"#).unwrap(),
+        TimeZone::UsDaylight {
+            standard_offset_minutes: -600
+        }
+    );
+    for z in [
+        TimeZone::Utc,
+        TimeZone::Fixed {
+            offset_minutes: -150,
+        },
+        TimeZone::US_PACIFIC,
+        TimeZone::named("Asia/Kathmandu").unwrap(),
+        TimeZone::UsDaylight {
+            standard_offset_minutes: -600,
+        },
+    ] {
+        let s = serde_json::to_string(&z).unwrap();
+        assert_eq!(parse(&s).unwrap(), z, "{s}");
+    }
+    assert_eq!(
+        serde_json::to_string(&TimeZone::US_PACIFIC).unwrap(),
+        r#""America/Los_Angeles""#
+    );
+    let e = parse(r#""Mars/Olympus_Mons""#).unwrap_err().to_string();
+    assert!(e.contains("Mars/Olympus_Mons"), "{e}");
+    assert!(parse(r#""+19:00""#).is_err());
+    assert!(matches!(
+        TimeZone::named("Nowhere/Else"),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!("+5:3x".parse::<TimeZone>().is_err());
+}

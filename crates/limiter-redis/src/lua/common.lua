@@ -1,7 +1,10 @@
 -- llm-limiter: the FIFO admission state machine of limiter-core
 -- (crates/limiter-core/src/state.rs), ported to Lua. Every operation is one
 -- script call, atomic on the server. Times are integer microseconds held in
--- Lua numbers (doubles: exact below 2^53).
+-- Lua numbers (doubles: exact up to 2^53). The bounds of the state machine
+-- keep every number below that: instants up to HORIZON (2^52), amounts up to
+-- 2^50, counts saturating at SAT (2^52); the one product that can pass it,
+-- amount x window / limit, is done by long multiplication (muldiv).
 --
 -- KEYS[1]  hash: the key's state     KEYS[2]  sorted set: waiting slots
 -- KEYS[3..5]  sorted sets: the non-empty buckets of the per-window,
@@ -9,6 +12,7 @@
 local H, Q = KEYS[1], KEYS[2]
 local BUCKETS = 128
 local DIMS = 5
+local HORIZON, SAT = 4503599627370496, 4503599627370496
 
 -- The contract with the client is defined once, in crates/limiter-redis/
 -- src/contract.rs, and its names are used here as they are there:
@@ -36,6 +40,41 @@ local function idiv(a, b)
   return q
 end
 local function has(bits, b) return math.floor(bits / b) % 2 == 1 end
+local function sat_add(x, a) return math.min(x + a, SAT) end
+local function sat_sub(x, a) if x >= SAT then return x end return math.max(x - a, 0) end
+-- ceil(a * b / c), at most cap, for integers a, b < 2^53, 0 < c <= 2^50 and
+-- cap <= 2^52: exact although a * b may need 103 bits.
+local function muldiv(a, b, c, cap)
+  if a == 0 or b == 0 then return 0 end
+  local p = a * b
+  -- Below 2^52 the product is exact (a rounded one is at least that), and
+  -- so are idiv's products of at most p + c.
+  if p < 4503599627370496 then
+    local q = idiv(p, c)
+    if q * c < p then q = q + 1 end
+    return math.min(q, cap)
+  end
+  -- a * b / c = qa * b + ra * b / c, with a = qa * c + ra.
+  local qa = idiv(a, c)
+  local hi = qa * b
+  if hi >= cap then return cap end
+  local ra = a - qa * c
+  -- ra * b = q * c + r (r < c), built over the bits of b from the top.
+  local q, r, bit = 0, 0, 1
+  while bit * 2 <= b do bit = bit * 2 end
+  while bit >= 1 do
+    q, r = q * 2, r * 2
+    if r >= c then q, r = q + 1, r - c end
+    if b >= bit then
+      b = b - bit
+      r = r + ra
+      if r >= c then q, r = q + 1, r - c end
+    end
+    bit = bit / 2
+  end
+  if r > 0 then q = q + 1 end
+  return math.min(hi + q, cap)
+end
 
 local now
 if ARGV[A_NOW] == '' then
@@ -51,8 +90,7 @@ local P = {
   wl = { n(A_WL), n(A_WL + 1), n(A_WL + 2), n(A_WL + 3), n(A_WL + 4) },
   rps = n(A_RPS), dl = { n(A_DL), n(A_DL + 1) }, spacing = n(A_SPACING),
   bucket = n(A_BUCKET) == 1, calendar = n(A_CALENDAR) == 1, reset = n(A_RESET),
-  us_dst = n(A_US_DST) == 1, offset = n(A_OFFSET), retention = n(A_RETENTION),
-  keep = n(A_KEEP),
+  retention = n(A_RETENTION), keep = n(A_KEEP),
 }
 local day_on = P.dl[1] > 0 or P.dl[2] > 0
 local wl_on = false
@@ -130,7 +168,7 @@ local function add_at(r, b, a)
   if empty(r) then r.f = b elseif b < r.f then r.f = b end
   local s = redis.call('HGET', H, field(r, b))
   local v = unpack_n(s, DIMS)
-  for d = 1, DIMS do v[d] = v[d] + a[d]; r.tot[d] = r.tot[d] + a[d] end
+  for d = 1, DIMS do v[d] = sat_add(v[d], a[d]); r.tot[d] = sat_add(r.tot[d], a[d]) end
   rset(r, b, v, s ~= false and s ~= nil)
 end
 
@@ -143,12 +181,14 @@ local function fit(r, span)
   redis.call('DEL', r.z)
   local old_g = r.g
   r.g = g
-  for d = 1, DIMS do r.tot[d] = 0 end
+  local was = {}
+  for d = 1, DIMS do was[d] = r.tot[d] >= SAT; r.tot[d] = 0 end
   for i = 1, #idx do
     local b = idiv((idx[i] + 1) * old_g + g - 1, g) - 1
     if b < 0 then b = 0 end
     add_at(r, b, vals[i])
   end
+  for d = 1, DIMS do if was[d] then r.tot[d] = SAT end end
 end
 
 local function prune(r, t, span)
@@ -164,7 +204,7 @@ local function prune(r, t, span)
     local vals = redis.call('HMGET', H, unpack(fields))
     for i = 1, #vals do
       local v = unpack_n(vals[i], DIMS)
-      for d = 1, DIMS do r.tot[d] = math.max(r.tot[d] - v[d], 0) end
+      for d = 1, DIMS do r.tot[d] = sat_sub(r.tot[d], v[d]) end
     end
     redis.call('HDEL', H, unpack(fields))
     redis.call('ZREMRANGEBYSCORE', r.z, '-inf', fmt(last))
@@ -186,8 +226,10 @@ local function rsub(r, slot, a, t, span)
   if not s then return end
   local v = unpack_n(s, DIMS)
   for d = 1, DIMS do
-    local x = math.min(a[d], v[d])
-    v[d] = v[d] - x; r.tot[d] = r.tot[d] - x
+    if v[d] < SAT then
+      local x = math.min(a[d], v[d])
+      v[d] = v[d] - x; r.tot[d] = sat_sub(r.tot[d], x)
+    end
   end
   rset(r, b, v, true)
 end
@@ -206,62 +248,47 @@ local function rearliest(r, from, span, a, lim)
   for i = 1, #idx do
     local e = expiry(r, idx[i], span)
     if e > from and fits() then break end
-    for d = 1, DIMS do t[d] = t[d] - vals[i][d] end
+    for d = 1, DIMS do t[d] = sat_sub(t[d], vals[i][d]) end
     at = math.max(at, e)
   end
   return at
 end
 
 -- Calendar (crates/limiter-core/src/calendar.rs) ----------------------------
+-- The zone's offsets around now, from the client (the tz database is on
+-- its side): ZO[1] in force before ZT[1], ZO[i + 1] from ZT[i] on.
 local MIN, DAY = 60000000, 86400000000
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m > 2) and (m - 3) or (m + 9)
-  local doy = math.floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-local function year_of_days(days)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local m = (mp < 10) and (mp + 3) or (mp - 9)
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y
-end
-local function nth_sunday(y, m, k)
-  local first = days_from_civil(y, m, 1)
-  local wd = (first + 4) % 7
-  return first + (7 - wd) % 7 + 7 * (k - 1)
+local ZO, ZT = {}, {}
+if P.calendar then
+  local i = 0
+  for v in string.gmatch(ARGV[A_ZONE], '[^,]+') do
+    if i % 2 == 0 then ZO[#ZO + 1] = tonumber(v) else ZT[#ZT + 1] = tonumber(v) end
+    i = i + 1
+  end
 end
 local function offset_at(t)
-  local std = P.offset * MIN
-  if not P.us_dst then return std end
-  local y = year_of_days(idiv(t + std, DAY))
-  local s = nth_sunday(y, 3, 2) * DAY + 120 * MIN
-  local e = nth_sunday(y, 11, 1) * DAY + 60 * MIN
-  local l = t + std
-  if l >= s and l < e then return std + 60 * MIN end
-  return std
+  local o = ZO[1]
+  for i = 1, #ZT do
+    if t < ZT[i] then break end
+    o = ZO[i + 1]
+  end
+  return o
 end
 local function raw_index(t) return idiv(t + offset_at(t) - P.reset * MIN, DAY) end
+-- The first instant whose local reading reaches the day's reset time: in
+-- each stretch of one offset the earliest that does; the first stretch with
+-- one wins.
 local function day_start(day)
   local l = day * DAY + P.reset * MIN
-  if not P.us_dst then return l - offset_at(l) end
-  local std = P.offset * MIN
-  local dst = std + 60 * MIN
-  local as_dst = l - dst
-  if offset_at(as_dst) == dst then return as_dst end
-  local as_std = l - std
-  if offset_at(as_std) == std then return as_std end
-  local t = as_dst
-  while raw_index(t) < day and t < as_std do t = t + MIN end
+  local from
+  for i = 1, #ZT do
+    local t = l - ZO[i]
+    if from and t < from then t = from end
+    if t < ZT[i] then return t end
+    from = ZT[i]
+  end
+  local t = l - ZO[#ZO]
+  if from and t < from then t = from end
   return t
 end
 local function day_index(t)
@@ -288,12 +315,12 @@ local function yadd(day, a)
   if day < st.yf then return end
   if day - st.yf + 1 > st.yn then st.yn = day - st.yf + 1 end
   local v = yget(day)
-  yset(day, { v[1] + a[1], v[2] + a[2] })
+  yset(day, { sat_add(v[1], a[1]), sat_add(v[2], a[2]) })
 end
 local function ysub(day, a)
   if day < st.yf or day >= st.yf + st.yn then return end
   local v = yget(day)
-  yset(day, { math.max(v[1] - a[1], 0), math.max(v[2] - a[2], 0) })
+  yset(day, { sat_sub(v[1], a[1]), sat_sub(v[2], a[2]) })
 end
 local function yprune(today)
   while st.yn > 0 and st.yf < today do
@@ -331,7 +358,7 @@ end
 -- The state machine ---------------------------------------------------------
 local function emission(amount, limit)
   if limit == 0 or amount == 0 then return 0 end
-  return idiv(amount * P.window + limit - 1, limit)
+  return muldiv(amount, P.window, limit, HORIZON)
 end
 local function req_only(a) return { a[1], 0, 0, 0, 0 } end
 local function as_ring(a) return { a[1], a[2], 0, 0, 0 } end
@@ -365,6 +392,8 @@ local function earliest(a)
       if inc > 0 then at = math.max(at, math.max(B[d] + inc - tau, 0)) end
     end
   end
+  -- Past the horizon the reservation is refused, whatever else it waits for.
+  if at > HORIZON then return at end
   if P.rps > 0 then at = rearliest(SEC, at, P.span_s, a, { P.rps, 0, 0, 0, 0 }) end
   if day_on then
     if not P.calendar then
@@ -400,7 +429,8 @@ local function commit(slot, a)
   if P.bucket then
     for d = 1, DIMS do
       local inc = emission(a[d], P.wl[d])
-      if B[d] <= slot then B[DIMS + d] = slot; B[d] = slot + inc else B[d] = B[d] + inc end
+      if B[d] <= slot then B[DIMS + d] = slot; B[d] = math.min(slot + inc, HORIZON)
+      else B[d] = math.min(B[d] + inc, HORIZON) end
     end
     counted = counted + C_IN_BUCKETS
   end
@@ -429,8 +459,8 @@ local function adjust_buckets(slot, old, new, t, latest)
     local before, after = emission(old[d], P.wl[d]), emission(new[d], P.wl[d])
     if after > before then
       if B[d] <= t then B[d] = t; B[DIMS + d] = t end
-      B[d] = B[d] + (after - before)
-    elseif latest and slot >= B[DIMS + d] then
+      B[d] = math.min(B[d] + (after - before), HORIZON)
+    elseif latest and slot >= B[DIMS + d] and B[d] < HORIZON then
       B[d] = math.max(B[d] - (before - after), 0)
     end
   end

@@ -15,6 +15,8 @@ local cd = tonumber(redis.call('HGET', H, 'cd')) or 0
 if ARGV[2] == 'set' or ARGV[2] == 'for' then
   local untl = tonumber(ARGV[3])
   if ARGV[2] == 'for' then untl = now + untl end
+  -- No later than the horizon (2^52 µs), as the state machine keeps it.
+  untl = math.min(untl, 4503599627370496)
   if untl > cd then
     cd = untl
     redis.call('HSET', H, 'cd', string.format('%.0f', cd))

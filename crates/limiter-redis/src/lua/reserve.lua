@@ -1,9 +1,14 @@
 -- reserve: ARGV[A_OP .. A_OP + 4] amounts, ARGV[A_OP + 5] max wait in µs (-1: none)
--- -> {1, slot, now, id, position} or {0, earliest, now}
+-- -> {1, slot, now, id, position}, {0, earliest, now} or {-2, slot} (the
+-- slot is past the horizon: refused)
 local a = { n(A_OP), n(A_OP + 1), n(A_OP + 2), n(A_OP + 3), n(A_OP + 4) }
 local max_wait = n(A_OP + 5)
 advance(now)
 local slot = earliest(a)
+if slot > HORIZON then
+  save()
+  return { -2, slot }
+end
 if max_wait >= 0 and slot - now > max_wait then
   save()
   return { 0, slot, now }

@@ -7,7 +7,7 @@ local win = {}
 for d = 1, DIMS do
   if P.bucket then
     local ahead = math.max(B[d] - now, 0)
-    win[d] = idiv(ahead * P.wl[d] + P.window - 1, P.window)
+    win[d] = muldiv(ahead, P.wl[d], P.window, SAT)
   else
     win[d] = W.tot[d]
   end
