@@ -29,6 +29,7 @@
 //! | [`windows`] | token buckets, calendar days in a time zone, rolling days |
 //! | [`cooldown`] | cooldowns shared through the store |
 //! | [`status`] | usage, queue and cooldown of a key |
+//! | [`calibration`] | external usage held until the reset, token buckets set to the provider's level, limits of record shared by every limiter |
 //! | [`leases`] | concurrency leases: cap, expiry, FIFO tickets |
 //! | [`props`] | property checks against an exact model |
 //!
@@ -41,6 +42,7 @@ mod faulty;
 mod harness;
 
 pub mod admission;
+pub mod calibration;
 pub mod cooldown;
 pub mod dimensions;
 pub mod input;
@@ -128,6 +130,13 @@ macro_rules! conformance_suite {
             calendar_day_resets_at_pacific_midnight,
             calendar_day_in_a_named_zone,
             rolling_day_limit,
+        );
+        $crate::conformance_suite!(@checks calibration, conformance_store:
+            external_usage_is_held_until_the_reset,
+            a_token_bucket_is_set_to_the_providers_level,
+            limits_of_record_round_trip,
+            calibrated_limits_reach_every_limiter,
+            observed_remaining_holds_external_usage,
         );
         $crate::conformance_suite!(@checks cooldown, conformance_store: cooldown_is_shared_and_delays);
         $crate::conformance_suite!(@checks status, conformance_store: status_reports_usage_and_queue);

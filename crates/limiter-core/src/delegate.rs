@@ -98,6 +98,36 @@ macro_rules! delegate_store {
                 let $s = self;
                 $crate::Store::status($to, key, limits).await
             }
+
+            async fn hold_external(
+                &self,
+                key: &str,
+                limits: &$crate::Limits,
+                usage: &$crate::ExternalUsage,
+            ) -> $crate::Result<::std::vec::Vec<($crate::Dimension, u64)>> {
+                $( let $bs = self; let $op = "hold_external"; let _ = $before; )?
+                let $s = self;
+                $crate::Store::hold_external($to, key, limits, usage).await
+            }
+
+            async fn limits_record(
+                &self,
+                key: &str,
+            ) -> $crate::Result<::std::option::Option<$crate::LimitsRecord>> {
+                $( let $bs = self; let $op = "limits_record"; let _ = $before; )?
+                let $s = self;
+                $crate::Store::limits_record($to, key).await
+            }
+
+            async fn put_limits_record(
+                &self,
+                key: &str,
+                record: &$crate::LimitsRecord,
+            ) -> $crate::Result<()> {
+                $( let $bs = self; let $op = "put_limits_record"; let _ = $before; )?
+                let $s = self;
+                $crate::Store::put_limits_record($to, key, record).await
+            }
             fn clock(&self) -> ::std::sync::Arc<dyn $crate::Clock> {
                 $crate::delegate_store!(@clock self, |$s| $to $(, |$cs| $clock)?)
             }

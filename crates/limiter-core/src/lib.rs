@@ -17,6 +17,7 @@
 //!   open, fail closed, or a local fallback store holding this process's
 //!   share of the quota);
 //! - [`calendar`]: the day arithmetic of daily limits in a [`TimeZone`].
+//! - [`calibration`]: the provider's own account of limits and of what remains ([`Limiter::observe`]).
 //!
 //! It knows no provider: the reading of providers' answers (pushback,
 //! retry delays, usage objects) and the model-priority `Router` are in
@@ -57,6 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod calendar;
+pub mod calibration;
 mod delegate;
 mod dimension;
 mod error;
@@ -70,12 +72,13 @@ mod store;
 mod time;
 
 pub use calendar::{TimeZone, ZoneName};
+pub use calibration::{Calibration, ExternalUsage, LimitsRecord, ProviderReport};
 pub use error::{BoxError, Error, Result};
 pub use lease::{
     Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseState, LeaseStatus, MAX_LEASE_CAP,
     MAX_LEASE_TTL, MIN_LEASE_TTL,
 };
-pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, Permit};
+pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, Observed, Permit};
 pub use limits::{Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, MAX_AMOUNT};
 pub use resilient::{
     Degradation, RecordOrigin, ResilientStore, ResilientStoreBuilder, RetryPolicy,

@@ -6,17 +6,45 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::calibration::{Calibration, ExternalUsage, LimitsRecord, ProviderReport, CALIBRATED};
 use crate::error::{Error, Result};
-use crate::limits::{Cost, Limits};
+use crate::limits::{Cost, Dimension, Limits, MAX_AMOUNT};
 use crate::store::{CooldownEnd, Decision, NotUntil, RecordId, Status, Store};
 use crate::time::{Clock, Timestamp};
 
 struct Inner {
     key: String,
+    /// The limits this process was configured with.
     limits: RwLock<Limits>,
     max_wait: Option<Duration>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    calibration: Calibration,
+    record: Mutex<RecordCache>,
+}
+
+/// This process's copy of the key's limits of record.
+#[derive(Debug, Default)]
+struct RecordCache {
+    record: Option<LimitsRecord>,
+    /// When the record was last read from the store (local clock).
+    read_at: Option<Timestamp>,
+    /// Whether the configured limits differ from the record's.
+    differs: bool,
+    /// When external usage was last sent to the store (local clock).
+    held_at: Option<Timestamp>,
+}
+
+/// What [`Limiter::observe`] did with a provider's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Observed {
+    /// The limits that changed: dimension, the limit in force before, the
+    /// one adopted.
+    pub changed: Vec<(Dimension, u64, u64)>,
+    /// The external usage the store now holds (or added to a token
+    /// bucket), per dimension; empty when none or not sent this time.
+    pub external: Vec<(Dimension, u64)>,
 }
 
 /// Rate-limits the calls of one key (usually one model of one account)
@@ -49,6 +77,7 @@ impl fmt::Debug for Limiter {
             .field("key", &self.inner.key)
             .field("limits", &*self.inner.limits.read())
             .field("max_wait", &self.inner.max_wait)
+            .field("calibration", &self.inner.calibration)
             .field("store", &self.inner.store)
             .finish()
     }
@@ -61,6 +90,7 @@ pub struct LimiterBuilder {
     key: String,
     limits: Limits,
     max_wait: Option<Duration>,
+    calibration: Calibration,
 }
 
 impl LimiterBuilder {
@@ -77,6 +107,14 @@ impl LimiterBuilder {
     #[must_use]
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Sets how the provider's reports ([`Limiter::observe`]) change the
+    /// limits: on by default, without a ceiling ([`Calibration`]).
+    #[must_use]
+    pub fn calibration(mut self, calibration: Calibration) -> Self {
+        self.calibration = calibration;
         self
     }
 
@@ -101,6 +139,8 @@ impl LimiterBuilder {
                 max_wait: self.max_wait,
                 store: self.store,
                 clock,
+                calibration: self.calibration,
+                record: Mutex::new(RecordCache::default()),
             }),
         })
     }
@@ -127,6 +167,7 @@ impl Limiter {
             key: key.into(),
             limits: Limits::new(),
             max_wait: None,
+            calibration: Calibration::default(),
         }
     }
 
@@ -135,13 +176,34 @@ impl Limiter {
         &self.inner.key
     }
 
-    /// The limits in force.
+    /// The limits in force: the configured ones, with those the provider
+    /// reported put in their place ([`Limiter::observe`], the key's
+    /// [`LimitsRecord`]), each at most the calibration's ceiling.
     pub fn limits(&self) -> Limits {
+        let configured = *self.inner.limits.read();
+        if !self.inner.calibration.enabled {
+            return configured;
+        }
+        match &self.inner.record.lock().record {
+            Some(r) => r.apply(configured, self.inner.calibration.ceiling.as_ref()),
+            None => configured,
+        }
+    }
+
+    /// The limits this limiter was configured with (or last given
+    /// [`set_limits`](Self::set_limits)), before calibration.
+    pub fn configured_limits(&self) -> Limits {
         *self.inner.limits.read()
     }
 
-    /// Replaces the limits, e.g. when the provider's headers say less
-    /// remains. Reservations already made keep their slots.
+    /// The key's limits of record as this process last read them.
+    pub fn limits_record(&self) -> Option<LimitsRecord> {
+        self.inner.record.lock().record.clone()
+    }
+
+    /// Replaces the configured limits. Reservations already made keep their
+    /// slots; limits the provider reported still win
+    /// ([`Limiter::limits`]).
     ///
     /// # Errors
     /// As [`Limits::validate`]; the old limits then stay.
@@ -184,6 +246,7 @@ impl Limiter {
     /// As [`acquire`](Self::acquire), but a wait is the `Err(NotUntil)`
     /// inside `Ok`.
     pub async fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
+        self.refresh_record().await;
         let limits = self.limits();
         match self
             .inner
@@ -204,6 +267,7 @@ impl Limiter {
     }
 
     async fn acquire_inner(&self, cost: Cost, max_wait: Option<Duration>) -> Result<Permit> {
+        self.refresh_record().await;
         let limits = self.limits();
         let decision = self
             .inner
@@ -274,8 +338,187 @@ impl Limiter {
     /// # Errors
     /// [`Error::Store`].
     pub async fn status(&self) -> Result<Status> {
+        self.refresh_record().await;
         let limits = self.limits();
-        self.inner.store.status(&self.inner.key, &limits).await
+        let mut status = self.inner.store.status(&self.inner.key, &limits).await?;
+        let cache = self.inner.record.lock();
+        if let Some(r) = &cache.record {
+            if self.inner.calibration.enabled {
+                status.calibrated = r.calibrated.clone();
+            }
+        }
+        status.configured_differs = cache.differs;
+        Ok(status)
+    }
+
+    /// Reads the key's limits of record again when the copy is older than
+    /// the calibration's refresh; writes one from the configured limits
+    /// when the key has none. Store faults leave the copy as it is.
+    async fn refresh_record(&self) {
+        if !self.inner.calibration.enabled {
+            return;
+        }
+        let now = self.inner.clock.now();
+        {
+            let cache = self.inner.record.lock();
+            if let Some(at) = cache.read_at {
+                if now.duration_since(at) < self.inner.calibration.refresh {
+                    return;
+                }
+            }
+        }
+        self.inner.record.lock().read_at = Some(now);
+        let key = &self.inner.key;
+        let configured = self.configured_limits();
+        let record = match self.inner.store.limits_record(key).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let r = LimitsRecord::new(configured, self.inner.store.clock().now());
+                if let Err(e) = self.inner.store.put_limits_record(key, &r).await {
+                    tracing::debug!(key = %key, error = %e, "could not write the limits of record");
+                }
+                r
+            }
+            Err(e) => {
+                tracing::debug!(key = %key, error = %e, "could not read the limits of record");
+                return;
+            }
+        };
+        let differs = record.configured != configured;
+        let mut cache = self.inner.record.lock();
+        if differs && !cache.differs {
+            tracing::warn!(
+                key = %key,
+                configured = ?configured,
+                of_record = ?record.configured,
+                "this process's limits differ from those the key was first configured with; \
+                 processes sharing a key should configure the same limits"
+            );
+        }
+        if cache.record.as_ref().map(|r| &r.calibrated) != Some(&record.calibrated) {
+            if let Some(old) = &cache.record {
+                if old.calibrated != record.calibrated {
+                    tracing::info!(key = %key, calibrated = ?record.calibrated, "limits calibrated by another process");
+                }
+            }
+        }
+        cache.differs = differs;
+        cache.record = Some(record);
+    }
+
+    /// Takes the provider's word on this key, from what one of its
+    /// responses said ([`ProviderReport`]; `limiter_models` reads one from
+    /// the response headers): see the [`calibration`](crate::calibration)
+    /// module.
+    ///
+    /// - A limit the provider reports other than the one in force is
+    ///   adopted (at most the ceiling) and written to the key's limits of
+    ///   record, for every process; each change is logged.
+    /// - What remains, when the provider counts more than the store does,
+    ///   is held as external usage until the provider's reset (at most once
+    ///   per [`Calibration::min_interval`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiter_core::{Dimension, Limiter, Limits, ProviderReport, Store};
+    ///
+    /// # async fn demo(store: impl Store) -> limiter_core::Result<()> {
+    /// let limiter = Limiter::new(store, "gpt-4o", Limits::new().rpm(500).tpm(30_000))?;
+    /// // The account is on a higher tier than configured:
+    /// let report = ProviderReport::default()
+    ///     .limit(Dimension::Rpm, 5_000)
+    ///     .limit(Dimension::Tpm, 450_000)
+    ///     .remaining(Dimension::Tpm, 449_000, Duration::from_millis(130));
+    /// let observed = limiter.observe(&report).await?;
+    /// assert_eq!(observed.changed.len(), 2);
+    /// assert_eq!(limiter.limits().tpm, 450_000);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be written (nothing is lost:
+    /// the next report tries again).
+    pub async fn observe(&self, report: &ProviderReport) -> Result<Observed> {
+        let mut out = Observed::default();
+        if !self.inner.calibration.enabled || report.is_empty() {
+            return Ok(out);
+        }
+        let key = &self.inner.key;
+        let ceiling = self.inner.calibration.ceiling;
+        let before = self.limits();
+        let configured = self.configured_limits();
+        let mut record = self
+            .limits_record()
+            .unwrap_or_else(|| LimitsRecord::new(configured, self.inner.store.clock().now()));
+        for &(d, reported) in &report.limits {
+            if !CALIBRATED.contains(&d) || reported == 0 || reported > MAX_AMOUNT {
+                continue;
+            }
+            let cap = ceiling.map_or(0, |c| c.get(d));
+            let adopted = if cap > 0 { reported.min(cap) } else { reported };
+            let old = before.get(d);
+            if adopted != old && record.calibrated(d) != Some(reported) {
+                record.calibrated.retain(|(c, _)| *c != d);
+                record.calibrated.push((d, reported));
+                out.changed.push((d, old, adopted));
+            }
+        }
+        if !out.changed.is_empty() {
+            record.updated = self.inner.store.clock().now();
+            if record
+                .apply(configured, ceiling.as_ref())
+                .validate()
+                .is_ok()
+            {
+                for (d, old, new) in &out.changed {
+                    tracing::warn!(key = %key, dimension = %d, from = old, to = new, "the provider reports another limit: adopted");
+                }
+                self.inner.store.put_limits_record(key, &record).await?;
+                let mut cache = self.inner.record.lock();
+                cache.record = Some(record);
+            } else {
+                out.changed.clear();
+            }
+        }
+        if !report.remaining.is_empty() {
+            let now = self.inner.clock.now();
+            let due = {
+                let mut cache = self.inner.record.lock();
+                let due = cache
+                    .held_at
+                    .is_none_or(|at| now.duration_since(at) >= self.inner.calibration.min_interval);
+                if due {
+                    cache.held_at = Some(now);
+                }
+                due
+            };
+            if due {
+                let limits = self.limits();
+                let usage = ExternalUsage {
+                    at: report.counted_at,
+                    used: report
+                        .remaining
+                        .iter()
+                        .filter(|(d, _, _)| CALIBRATED.contains(d))
+                        .map(|&(d, remaining, _)| {
+                            let limit = report.limit_of(d).unwrap_or(limits.get(d));
+                            (d, limit.saturating_sub(remaining))
+                        })
+                        .collect(),
+                    reset: report
+                        .remaining
+                        .iter()
+                        .map(|&(_, _, reset)| reset)
+                        .max()
+                        .unwrap_or_default(),
+                };
+                out.external = self.inner.store.hold_external(key, &limits, &usage).await?;
+                if !out.external.is_empty() {
+                    tracing::debug!(key = %key, external = ?out.external, "usage outside the fleet held");
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Pauses this key for every process sharing the store, for `duration`
@@ -429,6 +672,20 @@ impl Permit {
         self.limiter.adjust(self.record, new).await?;
         *self.cost.lock() = new;
         Ok(())
+    }
+
+    /// Takes the provider's word from this call's response
+    /// ([`Limiter::observe`]), counted as of this permit's slot unless the
+    /// report says when.
+    ///
+    /// # Errors
+    /// As [`Limiter::observe`].
+    pub async fn observe(&self, report: &ProviderReport) -> Result<Observed> {
+        if report.counted_at.is_some() {
+            return self.limiter.observe(report).await;
+        }
+        let report = report.clone().counted_at(self.slot);
+        self.limiter.observe(&report).await
     }
 
     /// Gives the reservation back: the request never reached the provider.

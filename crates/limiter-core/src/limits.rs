@@ -260,6 +260,21 @@ impl Limits {
         }
     }
 
+    /// The same limits with `dimension` set to `limit` (0: off).
+    #[must_use]
+    pub const fn with(self, dimension: Dimension, limit: u64) -> Self {
+        match dimension {
+            Dimension::Rps => self.rps(limit),
+            Dimension::Rpm => self.rpm(limit),
+            Dimension::Rpd => self.rpd(limit),
+            Dimension::Tpm => self.tpm(limit),
+            Dimension::Tpd => self.tpd(limit),
+            Dimension::InputTpm => self.input_tpm(limit),
+            Dimension::OutputTpm => self.output_tpm(limit),
+            Dimension::Ipm => self.ipm(limit),
+        }
+    }
+
     /// The limit in force for a dimension: the configured limit times
     /// `burst`, rounded down but at least 1; 0 when off.
     pub fn effective(&self, dimension: Dimension) -> u64 {

@@ -256,12 +256,27 @@ impl Ring {
     }
 
     /// The earliest instant `≥ from` at which the window has room for `a`
-    /// under `limits` (0 = off). Every bucket is at or before `from`.
-    fn earliest(&self, from: u64, span: u64, a: &[u64; DIMS], limits: &[u64; DIMS]) -> u64 {
+    /// under `limits` (0 = off), with `hold` (amounts counted until an
+    /// instant, as one more bucket) on top.
+    fn earliest(
+        &self,
+        from: u64,
+        span: u64,
+        a: &[u64; DIMS],
+        limits: &[u64; DIMS],
+        hold: (&[u64; DIMS], u64),
+    ) -> u64 {
         let fits = |t: &[u64; DIMS]| {
             (0..DIMS).all(|d| limits[d] == 0 || t[d].saturating_add(a[d]) <= limits[d])
         };
         let mut t = self.totals;
+        let (held, until) = hold;
+        let mut holding = until > from && held.iter().any(|&h| h > 0);
+        if holding {
+            for d in 0..DIMS {
+                t[d] = sat_add(t[d], held[d]);
+            }
+        }
         // Dropping buckets only lowers the totals: if all fit, so does the rest.
         if fits(&t) {
             return from;
@@ -269,8 +284,19 @@ impl Ring {
         let mut at = from;
         for (&b, sums) in &self.sums {
             let e = self.expiry(b, span);
+            if holding && until <= e {
+                // The hold stops counting before this bucket does.
+                if fits(&t) {
+                    return at;
+                }
+                for d in 0..DIMS {
+                    t[d] = sat_sub(t[d], held[d]);
+                }
+                at = at.max(until);
+                holding = false;
+            }
             if e > from && fits(&t) {
-                break;
+                return at;
             }
             for d in 0..DIMS {
                 // A saturated total stays: the window is shut until its
@@ -279,7 +305,29 @@ impl Ring {
             }
             at = at.max(e);
         }
+        if holding && !fits(&t) {
+            at = at.max(until);
+        }
         at
+    }
+
+    /// What the reservations with a slot before `at` that still count at
+    /// `at` hold: the buckets that end by `at` and have not expired (the
+    /// bucket holding `at` is left out, so that the count is never more
+    /// than the provider could have seen).
+    fn counted_before(&self, at: u64, span: u64) -> [u64; DIMS] {
+        let mut out = [0; DIMS];
+        if self.g == 0 {
+            return out;
+        }
+        for (&b, sums) in self.sums.range(..at / self.g) {
+            if self.expiry(b, span) > at {
+                for d in 0..DIMS {
+                    out[d] = sat_add(out[d], sums[d]);
+                }
+            }
+        }
+        out
     }
 
     /// Whether nothing in the ring counts at `now`.
@@ -454,6 +502,12 @@ pub struct KeyState {
     days: Days,
     buckets: [Gcra; DIMS],
     cooldown_until: u64,
+    /// Usage the provider counts and this state does not, per per-window
+    /// dimension, held until `external_until` (rolling windows only).
+    #[serde(default)]
+    external: [u64; DIMS],
+    #[serde(default)]
+    external_until: u64,
     /// The latest "now" seen: time never goes back for a key, so that
     /// callers whose clock readings reach it out of order (threads racing
     /// for its lock, a server clock stepped back) cannot break FIFO.
@@ -489,6 +543,16 @@ impl PartialEq for PlanCache {
 }
 
 impl Eq for PlanCache {}
+
+/// The non-zero amounts of a per-window array, by dimension.
+fn per_window_dims(a: &[u64; DIMS]) -> Vec<(Dimension, u64)> {
+    crate::calibration::CALIBRATED
+        .iter()
+        .zip(a)
+        .filter(|(_, &v)| v > 0)
+        .map(|(&d, &v)| (d, v))
+        .collect()
+}
 
 fn day_amounts(a: &Amounts) -> [u64; 2] {
     [a.0[REQ], a.0[TOK]]
@@ -563,6 +627,10 @@ impl KeyState {
             self.pending.pop_first();
         }
         self.records.trim(now);
+        if self.external_until <= now {
+            self.external = [0; DIMS];
+            self.external_until = 0;
+        }
     }
 
     fn retention(p: &Plan) -> u64 {
@@ -580,7 +648,11 @@ impl KeyState {
             }
         }
         match p.kind {
-            WindowKind::Rolling => at = self.window.earliest(at, w, &a.0, &p.wl),
+            WindowKind::Rolling => {
+                at = self
+                    .window
+                    .earliest(at, w, &a.0, &p.wl, (&self.external, self.external_until))
+            }
             WindowKind::TokenBucket => {
                 let tau = p.window_us - p.guard_us;
                 for dim in 0..DIMS {
@@ -595,13 +667,15 @@ impl KeyState {
         if p.rps > 0 {
             let mut rps = [0; DIMS];
             rps[REQ] = p.rps;
-            at = self.second.earliest(at, s, &a.0, &rps);
+            at = self.second.earliest(at, s, &a.0, &rps, (&[0; DIMS], 0));
         }
         let dl = p.day_l;
         if dl != [0, 0] {
             match p.day {
                 DayWindow::Rolling => {
-                    at = self.day_ring.earliest(at, d, &a.0, &as_ring(dl));
+                    at = self
+                        .day_ring
+                        .earliest(at, d, &a.0, &as_ring(dl), (&[0; DIMS], 0));
                 }
                 DayWindow::Calendar {
                     reset_minutes,
@@ -866,6 +940,67 @@ impl KeyState {
         Ok(())
     }
 
+    /// Holds the usage the provider counts beyond this state's own count:
+    /// see [`Store::hold_external`](crate::Store::hold_external). Returns
+    /// what is held (rolling windows) or added (token buckets).
+    ///
+    /// # Errors
+    /// Bad limits or a "now" past the horizon; the state is then unchanged.
+    pub fn hold_external(
+        &mut self,
+        limits: &Limits,
+        usage: &crate::ExternalUsage,
+        now: Timestamp,
+    ) -> Result<Vec<(Dimension, u64)>> {
+        let p = &self.plan.get(limits)?;
+        let now_us = self.monotonic(now)?;
+        self.advance(p, now_us);
+        let at = usage.at.map_or(now_us, |t| t.as_micros().min(now_us));
+        let reported = usage.per_window();
+        let mut out = [0; DIMS];
+        match p.kind {
+            WindowKind::Rolling => {
+                let (w, _, _) = p.spans;
+                let ours = self.window.counted_before(at, w);
+                for d in 0..DIMS {
+                    if let Some(used) = reported[d] {
+                        out[d] = used.min(SATURATED).saturating_sub(ours[d]);
+                    }
+                }
+                let reset = u64::try_from(usage.reset.as_micros()).unwrap_or(u64::MAX);
+                self.external = out;
+                self.external_until = if out == [0; DIMS] {
+                    0
+                } else {
+                    now_us.saturating_add(reset.min(w)).min(HORIZON)
+                };
+            }
+            WindowKind::TokenBucket => {
+                for d in 0..DIMS {
+                    let (Some(used), limit) = (reported[d], p.wl[d]) else {
+                        continue;
+                    };
+                    if limit == 0 {
+                        continue;
+                    }
+                    // The arrival time at which the bucket holds `used` at `at`.
+                    let target = (at + emission(used.min(limit), limit, p.window_us)).min(HORIZON);
+                    let b = &mut self.buckets[d];
+                    if target > b.tat.max(now_us) {
+                        let before =
+                            muldiv_ceil(b.tat.saturating_sub(at), limit, p.window_us, SATURATED);
+                        out[d] = used.min(limit).saturating_sub(before);
+                        if b.tat <= now_us {
+                            b.full_at = now_us;
+                        }
+                        b.tat = target;
+                    }
+                }
+            }
+        }
+        Ok(per_window_dims(&out))
+    }
+
     /// Starts (or extends) a cooldown until `until` (at the latest
     /// [`Timestamp::HORIZON`]).
     pub fn set_cooldown(&mut self, until: Timestamp) {
@@ -926,12 +1061,21 @@ impl KeyState {
                 limit,
             });
         }
+        let held = self.external_until > now_us;
         Ok(Status {
             now,
             usage,
             queue_depth: self.pending.len() as u64,
             queue_tail: self.pending.last().map(|q| Timestamp::from_micros(q.0)),
             cooldown_until: self.cooldown(now),
+            external: if held {
+                per_window_dims(&self.external)
+            } else {
+                Vec::new()
+            },
+            external_until: held.then(|| Timestamp::from_micros(self.external_until)),
+            calibrated: Vec::new(),
+            configured_differs: false,
         })
     }
 
@@ -951,6 +1095,7 @@ impl KeyState {
             && self.buckets.iter().all(|b| b.tat <= now_us)
             && self.days.idle(today)
             && self.cooldown_until <= now_us
+            && self.external_until <= now_us
             && self
                 .records
                 .slots

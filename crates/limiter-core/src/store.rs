@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::{ExternalUsage, LimitsRecord};
 use crate::delegate_store;
 use crate::error::{Error, Result};
 use crate::lease::{LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
@@ -83,6 +84,25 @@ pub struct Status {
     pub queue_tail: Option<Timestamp>,
     /// The end of a cooldown in force, if any.
     pub cooldown_until: Option<Timestamp>,
+    /// Usage the provider counts and the store does not (clients outside
+    /// the fleet), per per-window dimension, held until `external_until`
+    /// ([`Store::hold_external`]); not part of `usage`.
+    #[serde(default)]
+    pub external: Vec<(Dimension, u64)>,
+    /// When the external usage stops counting.
+    #[serde(default)]
+    pub external_until: Option<Timestamp>,
+    /// The limits the provider reported and the limiter uses in place of
+    /// the configured ones ([`Limiter::status`](crate::Limiter::status) fills
+    /// this from the key's limits of record; a store's own status leaves it
+    /// empty).
+    #[serde(default)]
+    pub calibrated: Vec<(Dimension, u64)>,
+    /// Whether this process's configured limits differ from those the key's
+    /// limits of record were first configured with
+    /// ([`Limiter::status`](crate::Limiter::status)).
+    #[serde(default)]
+    pub configured_differs: bool,
 }
 
 impl Status {
@@ -175,6 +195,40 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// [`Error::InvalidConfig`]/[`Error::InvalidNumber`] for bad limits;
     /// [`Error::Store`].
     async fn status(&self, key: &str, limits: &Limits) -> Result<Status>;
+
+    /// Holds usage the provider counts and this store does not (clients
+    /// outside the fleet on the same quota), so that admission stops short
+    /// of the provider's limit: for each per-window limit `usage` reports,
+    /// what the provider counts at `usage.at` less what the store counts
+    /// then (reservations whose slot is before it and that still count),
+    /// if more than zero, replacing any earlier hold of `key`, until
+    /// `usage.reset` from the store's now (at most the window plus the guard
+    /// band). A token bucket is instead filled up to the provider's level,
+    /// if the provider's is higher. Returns what is held (for a token
+    /// bucket: how much was added), per dimension.
+    ///
+    /// # Errors
+    /// Bad limits or numbers; [`Error::Store`].
+    async fn hold_external(
+        &self,
+        key: &str,
+        limits: &Limits,
+        usage: &ExternalUsage,
+    ) -> Result<Vec<(Dimension, u64)>>;
+
+    /// The key's limits of record ([`LimitsRecord`]), if any.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    async fn limits_record(&self, key: &str) -> Result<Option<LimitsRecord>>;
+
+    /// Replaces the key's limits of record. The record is kept while the
+    /// key is in use, and at least a day.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNumber`]/[`Error::InvalidConfig`] when the record's
+    /// limits do not validate; [`Error::Store`].
+    async fn put_limits_record(&self, key: &str, record: &LimitsRecord) -> Result<()>;
 
     /// The clock callers wait on for their slots: a store's "now" and the
     /// waiting of its callers must agree.

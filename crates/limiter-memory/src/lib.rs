@@ -39,8 +39,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use limiter_core::{
-    Clock, CooldownEnd, Cost, Decision, KeyState, LeaseDecision, LeaseId, LeaseRequest, LeaseState,
-    LeaseStatus, LeaseStore, Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
+    Clock, CooldownEnd, Cost, Decision, Dimension, ExternalUsage, KeyState, LeaseDecision, LeaseId,
+    LeaseRequest, LeaseState, LeaseStatus, LeaseStore, Limits, LimitsRecord, RecordId, Result,
+    Status, Store, SystemClock, Timestamp,
 };
 use parking_lot::Mutex;
 
@@ -65,10 +66,15 @@ type Keys = DashMap<Box<str>, Mutex<Entry>, foldhash::fast::RandomState>;
 
 struct Inner {
     keys: Keys,
+    /// Limits of record by key, with when each was written.
+    records: DashMap<Box<str>, (LimitsRecord, Timestamp), foldhash::fast::RandomState>,
     clock: Arc<dyn Clock>,
     ops: AtomicU64,
     next_sweep: AtomicU64,
 }
+
+/// How long a key's limits of record outlive its state.
+const RECORD_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Calls between sweeps of idle keys, at least (more when there are many
 /// keys, so that the sweep's cost per call stays constant).
@@ -101,6 +107,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Arc::new(Inner {
                 keys: Keys::default(),
+                records: DashMap::default(),
                 clock: Arc::new(clock),
                 ops: AtomicU64::new(0),
                 next_sweep: AtomicU64::new(SWEEP_EVERY),
@@ -125,6 +132,11 @@ impl MemoryStore {
         self.inner.keys.retain(|_, e| {
             let e = e.get_mut();
             !(e.state.is_idle(&e.limits, now) && e.leases.is_idle(now))
+        });
+        // A record is kept while its key holds state, and a day at least.
+        let keys = &self.inner.keys;
+        self.inner.records.retain(|k, (_, written)| {
+            keys.contains_key(k) || now.duration_since(*written) < RECORD_KEPT
         });
     }
 
@@ -270,6 +282,28 @@ impl Store for MemoryStore {
             Some(e) => e.lock().state.status(limits, now),
             None => KeyState::new().status(limits, now),
         }
+    }
+
+    async fn hold_external(
+        &self,
+        key: &str,
+        limits: &Limits,
+        usage: &ExternalUsage,
+    ) -> Result<Vec<(Dimension, u64)>> {
+        limits.validate()?;
+        self.with_key(key, limits, |s, now| s.hold_external(limits, usage, now))
+    }
+
+    async fn limits_record(&self, key: &str) -> Result<Option<LimitsRecord>> {
+        Ok(self.inner.records.get(key).map(|r| r.0.clone()))
+    }
+
+    async fn put_limits_record(&self, key: &str, record: &LimitsRecord) -> Result<()> {
+        record.configured.validate()?;
+        self.inner
+            .records
+            .insert(key.into(), (record.clone(), self.inner.clock.now()));
+        Ok(())
     }
 
     fn clock(&self) -> Arc<dyn Clock> {

@@ -1,9 +1,10 @@
 //! Provider knowledge for **llm-limiter**: what the core admission engine
 //! (`limiter-core`) needs to know of each LLM provider and does not.
 //!
-//! - Quota tables: the limits of Gemini and OpenAI text, image, audio/TTS
-//!   and live models, per usage tier, so that users need not look them up
-//!   (below).
+//! - Quota tables: the limits of OpenAI, Gemini and Anthropic models per
+//!   usage tier, Azure OpenAI deployments (from their TPM) and Bedrock models
+//!   (their burndown, with the account's quotas), so that users need not look
+//!   them up (below); retired models are still found, with a warning.
 //! - Pushback classification: [`Pushback`] says what a provider's error
 //!   means for admission (a rate limit with its delay, an exhausted quota,
 //!   an overload), read from the status and headers ([`Pushback::from_http`])
@@ -11,6 +12,13 @@
 //!   extension point for the caller's own error type, [`HttpError`] a ready
 //!   one. [`RetryHint`] and the [`retry_after`] parsers read the delay
 //!   headers (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset-*`, ...).
+//! - Calibration: [`report_from_headers`] reads the providers' rate-limit
+//!   headers (`x-ratelimit-*`, `anthropic-ratelimit-*`) into a
+//!   [`ProviderReport`](limiter_core::ProviderReport) for
+//!   [`Permit::observe`](limiter_core::Permit::observe): the account's real
+//!   limits are adopted by every process, and what the provider counts
+//!   beyond the fleet is held until its reset. The [`Router`] does it on
+//!   every pushback.
 //! - Settling: [`OpenAiUsage`], [`GeminiUsage`] and [`AnthropicUsage`]
 //!   turn a response's `usage` object into a [`Cost`](limiter_core::Cost).
 //! - Model-priority fallback: [`Router`] runs a call on the first model of
@@ -32,11 +40,26 @@
 //! # Quota tables
 //!
 //! - [`Registry::builtin`] holds the built-in tables. They are data files
-//!   (`data/gemini.toml`, `data/openai.toml`) embedded at build time, each
-//!   with the URL of the provider's rate-limit page (`source`) and the date
-//!   it was read (`retrieved`); [`Registry::tables`] lists them. A tier whose
-//!   limits are not known is absent, never guessed; a limit the provider
-//!   does not publish is left off (0, off).
+//!   (`data/openai.toml`, `gemini.toml`, `anthropic.toml`, `azure.toml`,
+//!   `bedrock.toml`) embedded at build time; every entry has the URL of the
+//!   page its numbers come from (`source`) and the date it was read
+//!   (`retrieved`), numbers the provider does not publish itself are marked
+//!   `third_party` with a note saying whose they are, and
+//!   [`Registry::tables`] lists the files. A tier whose limits are not known
+//!   is absent, never guessed; a limit the provider does not publish is left
+//!   off (0, off).
+//! - Retired models stay in the tables with their `shutdown` date (and
+//!   `replacement`), so that old configurations keep working; a lookup of
+//!   one sets [`ModelLimits::warning`] and logs it.
+//! - Anthropic: tiers under both names (`tier1` … `tier4` as last
+//!   published, `start`, `build`, `scale` now); models that share one limit
+//!   have one `pool`, and [`Registry::limiter`] keys them by it, so every
+//!   Opus 4.x draws on one quota. Limits are token buckets on RPM, input TPM
+//!   (uncached input only, [`AnthropicUsage::cost_for`]) and output TPM.
+//! - Azure: [`Registry::azure_deployment`] builds a deployment's limits from
+//!   the TPM it was assigned and the model's RPM ratio, smoothed over one
+//!   second as Azure meters. Bedrock: [`Registry::bedrock`] adds the
+//!   account's quotas to the model's burndown (TPD = TPM x 1,440).
 //! - [`Registry::lookup`] finds a model's [`ModelLimits`] by [`Provider`],
 //!   [`Tier`] and name, through aliases, dated snapshots
 //!   (`gpt-4o-2024-08-06` finds `gpt-4o`) and Gemini resource names
@@ -94,9 +117,9 @@
 //! # Table format
 //!
 //! ```toml
-//! provider = "gemini"              # "gemini" or "openai"
-//! source = "https://ai.google.dev/gemini-api/docs/rate-limits"  # optional for user tables
-//! retrieved = "2026-11-23"         # YYYY-MM-DD, optional for user tables
+//! provider = "gemini"              # "gemini", "openai", "anthropic", "azure", "bedrock"
+//! source = "https://ai.google.dev/gemini-api/docs/rate-limits"  # default for entries; optional for user tables
+//! retrieved = "2026-11-23"         # YYYY-MM-DD, likewise
 //! notes = "free text"              # optional
 //! daily_reset = "pacific_midnight" # "rolling" (default), "pacific_midnight", "utc_midnight"
 //!
@@ -104,7 +127,16 @@
 //! name = "gemini-2.5-flash"        # canonical name, unique in the table
 //! kind = "text"                    # "text", "image", "audio", "live"
 //! aliases = ["gemini-flash"]       # optional, other names of the same entry
-//! [models.tiers]                   # "free", "tier1" ... "tier5"; unknown tiers left out
+//! source = "https://…"             # optional: this entry's page (else the table's)
+//! retrieved = "2026-12-01"         # optional: when it was read (else the table's)
+//! third_party = true               # optional: not the provider's own numbers (say whose in `note`)
+//! note = "free text"               # optional
+//! shutdown = "2026-06-01"          # optional: retired (or to be) on that date
+//! replacement = "gemini-2.5-flash" # optional: what the provider names instead
+//! pool = "claude-opus-4"           # optional: models of one pool share one quota
+//! rpm_per_1000_tpm = 6.0           # optional (Azure): RPM per 1,000 TPM of a deployment
+//! cache_reads_count = true         # optional (Anthropic): cache reads count as input
+//! [models.tiers]                   # "free", "tier1" … "tier5", "start", "build", "scale", "default"
 //! free = { rpm = 10, input_tpm = 250_000, rpd = 250 }
 //! tier1 = { rpm = 1_000, input_tpm = 1_000_000, rpd = 10_000, concurrent_sessions = 5 }
 //! ```
@@ -115,7 +147,8 @@
 //! other field is an error) plus an optional `concurrent_sessions` for live
 //! models. `daily_reset` applies to every tier that does not set `day`.
 //! Gemini counts TPM on input tokens, so its tables use `input_tpm`; OpenAI
-//! counts input plus output, so its tables use `tpm`.
+//! and Azure count input plus output, so theirs use `tpm`; Anthropic's use
+//! `input_tpm` and `output_tpm` in token buckets.
 //!
 //! # Minimum supported Rust version
 //!
@@ -123,6 +156,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod headers;
 mod names;
 mod pushback;
 mod registry;
@@ -131,6 +165,7 @@ mod router;
 mod table;
 mod usage;
 
+pub use headers::report_from_headers;
 pub use names::{ModelKind, Provider, Tier};
 pub use pushback::{
     until_next_month_utc, until_pacific_midnight, HttpError, Pushback, RateLimitError,

@@ -16,17 +16,32 @@ pub enum Provider {
     /// The OpenAI API.
     #[serde(rename = "openai")]
     OpenAi,
+    /// The Anthropic API (Claude).
+    Anthropic,
+    /// Azure OpenAI: limits per deployment.
+    Azure,
+    /// Amazon Bedrock: quotas per account, region and model.
+    Bedrock,
 }
 
 impl Provider {
     /// Every provider, in a fixed order.
-    pub const ALL: [Provider; 2] = [Provider::Gemini, Provider::OpenAi];
+    pub const ALL: [Provider; 5] = [
+        Provider::Gemini,
+        Provider::OpenAi,
+        Provider::Anthropic,
+        Provider::Azure,
+        Provider::Bedrock,
+    ];
 
     /// The provider a model name belongs to, told by its form:
     /// `gemini-…`, `gemma-…`, `imagen-…`, `veo-…` (with or without
     /// `models/`) are Gemini's; `gpt-…`, `chatgpt-…`, `o1…`, `o3…`, `o4…`,
     /// `dall-e-…`, `tts-…`, `whisper-…`, `text-embedding-…`, `omni-…`,
-    /// `codex-…`, `computer-use-…` are OpenAI's. `None` for any other name.
+    /// `codex-…`, `computer-use-…` are OpenAI's; `claude-…` Anthropic's;
+    /// Bedrock's model ids (`anthropic.claude-…`, `us.anthropic.claude-…`,
+    /// `amazon.…`, `meta.…`, ...) Bedrock's. `None` for any other name,
+    /// Azure deployment names included (they are the user's).
     ///
     /// ```
     /// use limiter_models::Provider;
@@ -35,11 +50,41 @@ impl Provider {
     /// assert_eq!(Provider::of_model("models/gemini-2.5-pro"), Some(Provider::Gemini));
     /// assert_eq!(Provider::of_model("gpt-4o-mini-2024-07-18"), Some(Provider::OpenAi));
     /// assert_eq!(Provider::of_model("o4-mini"), Some(Provider::OpenAi));
+    /// assert_eq!(Provider::of_model("claude-sonnet-4-5"), Some(Provider::Anthropic));
+    /// assert_eq!(
+    ///     Provider::of_model("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    ///     Some(Provider::Bedrock)
+    /// );
     /// assert_eq!(Provider::of_model("my-model"), None);
     /// ```
     pub fn of_model(name: &str) -> Option<Provider> {
         let n = name.trim().to_ascii_lowercase();
         let n = n.strip_prefix("models/").unwrap_or(&n);
+        // Bedrock ids: `vendor.model`, optionally behind a cross-region
+        // inference profile prefix (`us.`, `eu.`, `apac.`, `global.`, ...).
+        const BEDROCK: [&str; 9] = [
+            "anthropic.",
+            "amazon.",
+            "meta.",
+            "mistral.",
+            "cohere.",
+            "ai21.",
+            "deepseek.",
+            "openai.",
+            "qwen.",
+        ];
+        let unprefixed = [
+            "us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.",
+        ]
+        .iter()
+        .find_map(|p| n.strip_prefix(p))
+        .unwrap_or(n);
+        if BEDROCK.iter().any(|p| unprefixed.starts_with(p)) {
+            return Some(Provider::Bedrock);
+        }
+        if n.starts_with("claude-") {
+            return Some(Provider::Anthropic);
+        }
         const GEMINI: [&str; 4] = ["gemini-", "gemma-", "imagen-", "veo-"];
         const OPENAI: [&str; 12] = [
             "gpt-",
@@ -64,11 +109,15 @@ impl Provider {
         }
     }
 
-    /// The name used in table files and messages: `gemini`, `openai`.
+    /// The name used in table files and messages: `gemini`, `openai`,
+    /// `anthropic`, `azure`, `bedrock`.
     pub const fn name(self) -> &'static str {
         match self {
             Provider::Gemini => "gemini",
             Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Azure => "azure",
+            Provider::Bedrock => "bedrock",
         }
     }
 }
@@ -82,22 +131,30 @@ impl fmt::Display for Provider {
 impl FromStr for Provider {
     type Err = Error;
 
-    /// Parses `gemini` (or `google`) and `openai` (or `open-ai`, `open_ai`),
-    /// ignoring ASCII case and surrounding spaces.
+    /// Parses `gemini` (or `google`), `openai` (or `open-ai`, `open_ai`),
+    /// `anthropic` (or `claude`), `azure` (or `azure-openai`) and `bedrock`
+    /// (or `aws-bedrock`), ignoring ASCII case and surrounding spaces.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "gemini" | "google" => Ok(Provider::Gemini),
             "openai" | "open-ai" | "open_ai" => Ok(Provider::OpenAi),
+            "anthropic" | "claude" => Ok(Provider::Anthropic),
+            "azure" | "azure-openai" | "azure_openai" => Ok(Provider::Azure),
+            "bedrock" | "aws-bedrock" | "aws_bedrock" => Ok(Provider::Bedrock),
             _ => Err(Error::InvalidConfig {
                 field: "provider".into(),
-                reason: format!("unknown provider {s:?}; known: gemini, openai"),
+                reason: format!(
+                    "unknown provider {s:?}; known: gemini, openai, anthropic, azure, bedrock"
+                ),
             }),
         }
     }
 }
 
 /// A usage tier of a provider account. Gemini has `free` and tiers 1 to 3;
-/// OpenAI has `free` and tiers 1 to 5.
+/// OpenAI has `free` and tiers 1 to 5; Anthropic tiers 1 to 4 and, under its
+/// newer names, `start`, `build` and `scale`; Azure and Bedrock, whose
+/// limits are set per deployment or account, `default` (the default quota).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -114,17 +171,29 @@ pub enum Tier {
     Tier4,
     /// Tier 5 (OpenAI).
     Tier5,
+    /// Anthropic's Start tier.
+    Start,
+    /// Anthropic's Build tier.
+    Build,
+    /// Anthropic's Scale tier.
+    Scale,
+    /// The default quota (Azure deployments, Bedrock accounts).
+    Default,
 }
 
 impl Tier {
-    /// Every tier, in ascending order.
-    pub const ALL: [Tier; 6] = [
+    /// Every tier: the numbered ones ascending, then the named ones.
+    pub const ALL: [Tier; 10] = [
         Tier::Free,
         Tier::Tier1,
         Tier::Tier2,
         Tier::Tier3,
         Tier::Tier4,
         Tier::Tier5,
+        Tier::Start,
+        Tier::Build,
+        Tier::Scale,
+        Tier::Default,
     ];
 
     /// The name used in table files and messages: `free`, `tier1`, …
@@ -136,6 +205,10 @@ impl Tier {
             Tier::Tier3 => "tier3",
             Tier::Tier4 => "tier4",
             Tier::Tier5 => "tier5",
+            Tier::Start => "start",
+            Tier::Build => "build",
+            Tier::Scale => "scale",
+            Tier::Default => "default",
         }
     }
 }
@@ -149,12 +222,18 @@ impl fmt::Display for Tier {
 impl FromStr for Tier {
     type Err = Error;
 
-    /// Parses `free`, `tier1` … `tier5`, also written `tier-1`, `tier_1`,
-    /// `tier 1` or just `1`, ignoring ASCII case and surrounding spaces.
+    /// Parses `free`, `tier1` … `tier5` (also written `tier-1`, `tier_1`,
+    /// `tier 1` or just `1`), `start`, `build`, `scale` and `default`,
+    /// ignoring ASCII case and surrounding spaces.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
-        if lower == "free" {
-            return Ok(Tier::Free);
+        match lower.as_str() {
+            "free" => return Ok(Tier::Free),
+            "start" => return Ok(Tier::Start),
+            "build" => return Ok(Tier::Build),
+            "scale" => return Ok(Tier::Scale),
+            "default" => return Ok(Tier::Default),
+            _ => {}
         }
         let number = lower
             .strip_prefix("tier")
@@ -169,7 +248,8 @@ impl FromStr for Tier {
             _ => Err(Error::InvalidConfig {
                 field: "tier".into(),
                 reason: format!(
-                    "unknown tier {s:?}; known: free, tier1, tier2, tier3, tier4, tier5"
+                    "unknown tier {s:?}; known: free, tier1, tier2, tier3, tier4, tier5, \
+                     start, build, scale, default"
                 ),
             }),
         }
@@ -217,8 +297,15 @@ mod tests {
     fn parse_providers_and_tiers() {
         assert_eq!("Gemini".parse::<Provider>().unwrap(), Provider::Gemini);
         assert_eq!(" open-ai ".parse::<Provider>().unwrap(), Provider::OpenAi);
+        assert_eq!(
+            "Anthropic".parse::<Provider>().unwrap(),
+            Provider::Anthropic
+        );
+        for p in Provider::ALL {
+            assert_eq!(p.name().parse::<Provider>().unwrap(), p);
+        }
         assert!(matches!(
-            "anthropic".parse::<Provider>(),
+            "mistral".parse::<Provider>(),
             Err(Error::InvalidConfig { field, .. }) if field == "provider"
         ));
         for t in Tier::ALL {

@@ -214,6 +214,13 @@ pub trait RateLimitError {
     /// How the provider pushed back, if it did. `now` is the store's time,
     /// for delays given as an instant (HTTP-date, RFC 3339).
     fn pushback(&self, now: Timestamp) -> Pushback;
+
+    /// What the response's rate-limit headers say of the limits, for
+    /// calibration ([`report_from_headers`](crate::report_from_headers));
+    /// `None` (the default) when the error carries no headers.
+    fn report(&self, _now: Timestamp) -> Option<limiter_core::ProviderReport> {
+        None
+    }
 }
 
 impl RateLimitError for Pushback {
@@ -251,6 +258,12 @@ impl fmt::Display for HttpError {
 impl std::error::Error for HttpError {}
 
 impl RateLimitError for HttpError {
+    fn report(&self, now: Timestamp) -> Option<limiter_core::ProviderReport> {
+        let headers = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let report = crate::report_from_headers(headers, now);
+        (!report.is_empty()).then_some(report)
+    }
+
     fn pushback(&self, now: Timestamp) -> Pushback {
         let headers = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         #[cfg(feature = "json")]

@@ -12,6 +12,9 @@ use crate::table::{config, parse, ModelLimits, Origin, TableInfo};
 
 /// The tables shipped with the crate: file name and TOML text.
 const BUILTIN: &[(&str, &str)] = &[
+    ("anthropic.toml", include_str!("../data/anthropic.toml")),
+    ("azure.toml", include_str!("../data/azure.toml")),
+    ("bedrock.toml", include_str!("../data/bedrock.toml")),
     ("gemini.toml", include_str!("../data/gemini.toml")),
     ("openai.toml", include_str!("../data/openai.toml")),
 ];
@@ -23,7 +26,7 @@ type Entries = BTreeMap<(Provider, Tier), Vec<ModelLimits>>;
 ///
 /// Lookup of a name tries, in order, the name itself (after dropping a
 /// Gemini resource prefix `models/`), then the name without a trailing
-/// snapshot date `-YYYY-MM-DD` or version `-NNN` / `-NNNN`; each form is
+/// snapshot date `-YYYY-MM-DD` / `-YYYYMMDD` or version `-NNN` / `-NNNN`; each form is
 /// looked up among the user's entries first, then the built-in ones, by
 /// canonical name or alias, ignoring ASCII case.
 #[derive(Clone, Debug, Default)]
@@ -182,21 +185,131 @@ impl Registry {
         let name = strip_resource_prefix(model.trim());
         let mut forms = vec![name.to_string()];
         forms.extend(snapshot_base(name));
-        forms
+        if provider == Provider::Bedrock {
+            // A cross-region inference profile (`us.anthropic.…`) is the
+            // model's own id behind a region prefix.
+            if let Some((_, id)) = name
+                .split_once('.')
+                .filter(|(p, _)| INFERENCE_PROFILES.contains(p))
+            {
+                forms.push(id.to_string());
+            }
+        }
+        let mut found = forms
             .iter()
             .find_map(|form| self.find_exact(provider, tier, form))
             .cloned()
             .ok_or_else(|| Error::UnknownModel {
                 name: model.to_string(),
                 known: self.known_models(provider, tier),
-            })
+            })?;
+        if let Some(date) = &found.shutdown {
+            let when = if date.as_str() <= today().as_str() {
+                "was shut down on"
+            } else {
+                "is scheduled to shut down on"
+            };
+            let mut warning = format!("{provider} model {} {when} {date}", found.name);
+            if let Some(r) = &found.replacement {
+                warning.push_str(&format!("; its replacement is {r}"));
+            }
+            tracing::warn!(%provider, model = %found.name, "{warning}");
+            found.warning = Some(warning);
+        }
+        Ok(found)
+    }
+
+    /// The limits of an Azure OpenAI deployment of `model` that was assigned
+    /// `tpm` tokens per minute: Azure derives the deployment's requests per
+    /// minute from its TPM at a ratio that depends on the model (the
+    /// table's `rpm_per_1000_tpm`: 6 RPM per 1,000 TPM for older chat
+    /// models, 1 for gpt-4.1), and evaluates them over one-second intervals,
+    /// so the limits space requests evenly (`smoothing`) and cap each
+    /// second at a sixtieth of the RPM (`rps`).
+    ///
+    /// ```
+    /// use limiter_models::Registry;
+    ///
+    /// let d = Registry::builtin().azure_deployment("gpt-4o", 30_000)?;
+    /// assert_eq!((d.limits.tpm, d.limits.rpm, d.limits.rps), (30_000, 180, 3));
+    /// assert!(d.limits.smoothing);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownModel`] when the Azure table has no ratio for the
+    /// model; [`Error::InvalidConfig`] for a TPM of 0 or one that gives
+    /// invalid limits.
+    pub fn azure_deployment(&self, model: &str, tpm: u64) -> Result<ModelLimits> {
+        let mut entry = self.lookup(Provider::Azure, Tier::Default, model)?;
+        let ratio = entry.rpm_per_1000_tpm.ok_or_else(|| Error::UnknownModel {
+            name: model.to_string(),
+            known: self
+                .models(Provider::Azure, Tier::Default)
+                .into_iter()
+                .filter(|m| m.rpm_per_1000_tpm.is_some())
+                .map(|m| m.name)
+                .collect(),
+        })?;
+        if tpm == 0 {
+            return Err(config(
+                format!("azure.{model}.tpm"),
+                "a deployment of 0 TPM admits nothing",
+            ));
+        }
+        let rpm = ((tpm as f64) * ratio / 1000.0).floor().max(1.0);
+        let rpm = if rpm >= limiter_core::MAX_AMOUNT as f64 {
+            limiter_core::MAX_AMOUNT
+        } else {
+            rpm as u64
+        };
+        entry.limits = entry
+            .limits
+            .tpm(tpm)
+            .rpm(rpm)
+            .rps((rpm / 60).max(1))
+            .smoothing(true);
+        entry.check(&format!("azure.{model}"))?;
+        Ok(entry)
+    }
+
+    /// The limits of a Bedrock model under this account's quotas, which
+    /// AWS sets per account, region and model (Service Quotas): requests
+    /// and tokens per minute as given, tokens per day at AWS's default of
+    /// TPM x 1,440, and the model's output burndown from the table (5x for
+    /// most Claude models: output tokens count five times in TPM and TPD).
+    ///
+    /// ```
+    /// use limiter_models::Registry;
+    ///
+    /// let m = Registry::builtin().bedrock("us.anthropic.claude-sonnet-4-20250514-v1:0", 200, 200_000)?;
+    /// assert_eq!(m.limits.burndown, 5.0);
+    /// assert_eq!(m.limits.tpd, 200_000 * 1440);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownModel`] for a model the Bedrock table does not have
+    /// (see [`Registry::with_override`] to add one); [`Error::InvalidConfig`]
+    /// for quotas that give invalid limits.
+    pub fn bedrock(&self, model: &str, rpm: u64, tpm: u64) -> Result<ModelLimits> {
+        let mut entry = self.lookup(Provider::Bedrock, Tier::Default, model)?;
+        entry.limits = entry
+            .limits
+            .rpm(rpm)
+            .tpm(tpm)
+            .tpd(tpm.saturating_mul(1440).min(limiter_core::MAX_AMOUNT));
+        entry.check(&format!("bedrock.{model}"))?;
+        Ok(entry)
     }
 
     /// A [`Limiter`] over `store` with the limits of `model` at `tier` of
     /// `provider` (as [`Registry::lookup`] finds them).
     ///
     /// The limiter's key is `"{provider}:{canonical model name}"`, e.g.
-    /// `"gemini:gemini-2.5-flash"` or `"openai:gpt-4o-mini"`: a snapshot or
+    /// `"gemini:gemini-2.5-flash"` or `"openai:gpt-4o-mini"`, or, for a model
+    /// in a quota pool, `"{provider}:{pool}"` (`"anthropic:claude-opus-4"`
+    /// for every Opus 4.x): a snapshot or
     /// alias (`gpt-4o-mini-2024-07-18`, `models/gemini-2.5-flash`) counts
     /// under its canonical model's key, as the provider counts it, and every
     /// process that builds its limiter this way on one store shares the
@@ -228,7 +341,7 @@ impl Registry {
         model: &str,
     ) -> Result<Limiter> {
         let entry = self.lookup(provider, tier, model)?;
-        Limiter::builder_shared(store, Self::limiter_key(provider, &entry.name))
+        Limiter::builder_shared(store, Self::limiter_key(provider, entry.quota_name()))
             .limits(entry.limits)
             .build()
     }
@@ -292,7 +405,8 @@ impl Registry {
     }
 
     /// The key [`Registry::limiter`] gives the limiter of a model whose
-    /// canonical name is `canonical`: `"{provider}:{canonical}"`.
+    /// canonical name (or quota pool, [`ModelLimits::quota_name`]) is
+    /// `canonical`: `"{provider}:{canonical}"`.
     pub fn limiter_key(provider: Provider, canonical: &str) -> String {
         format!("{provider}:{canonical}")
     }
@@ -352,6 +466,16 @@ impl Registry {
     }
 }
 
+/// The region prefixes of Bedrock's cross-region inference profiles.
+const INFERENCE_PROFILES: [&str; 8] = ["us", "eu", "apac", "us-gov", "global", "jp", "au", "ca"];
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+fn today() -> String {
+    let days = (limiter_core::Timestamp::now_system().as_micros() / 86_400_000_000) as i64;
+    let (y, m, d) = limiter_core::calendar::civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Adds a user entry, dropping earlier user entries of the same name.
 fn insert_user(user: &mut Entries, provider: Provider, tier: Tier, entry: ModelLimits) {
     let list = user.entry((provider, tier)).or_default();
@@ -365,8 +489,8 @@ fn strip_resource_prefix(name: &str) -> &str {
     name.strip_prefix("models/").unwrap_or(name)
 }
 
-/// The name without a trailing snapshot date (`-2024-08-06`) or version
-/// (`-001`, `-0613`), if it has one.
+/// The name without a trailing snapshot date (`-2024-08-06`,
+/// `-20250929`) or version (`-001`, `-0613`), if it has one.
 fn snapshot_base(name: &str) -> Option<String> {
     let b = name.as_bytes();
     if b.len() > 11 {
@@ -380,8 +504,9 @@ fn snapshot_base(name: &str) -> Option<String> {
         }
     }
     let (base, version) = name.rsplit_once('-')?;
+    // `-001`, `-0613`, or Anthropic's `-20250929`.
     let is_version =
-        (3..=4).contains(&version.len()) && version.bytes().all(|c| c.is_ascii_digit());
+        matches!(version.len(), 3 | 4 | 8) && version.bytes().all(|c| c.is_ascii_digit());
     (is_version && !base.is_empty()).then(|| base.to_string())
 }
 
@@ -400,6 +525,11 @@ mod tests {
             Some("imagen-4.0-generate")
         );
         assert_eq!(snapshot_base("gpt-4-0613").as_deref(), Some("gpt-4"));
+        assert_eq!(
+            snapshot_base("claude-sonnet-4-5-20250929").as_deref(),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(snapshot_base("model-12345"), None);
         assert_eq!(snapshot_base("gpt-4o"), None);
         assert_eq!(snapshot_base("gemini-2.5-flash"), None);
         assert_eq!(snapshot_base("model-12"), None);

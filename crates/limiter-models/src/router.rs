@@ -475,7 +475,10 @@ impl Router {
                 }
                 Err(e) => e,
             };
-            let pushback = error.pushback(limiter.store().clock().now());
+            let now = limiter.store().clock().now();
+            let pushback = error.pushback(now);
+            // Whatever the answer, its headers tell the real limits.
+            let report = error.report(now);
             if !pushback.is_pushback() {
                 return Err(RouterError::Call {
                     model: route.name.clone(),
@@ -484,6 +487,12 @@ impl Router {
             }
             // Not held across the awaits below, so `E` need not be `Send`.
             drop(error);
+            if let Some(report) = report {
+                if let Err(e) = permit.observe(&report).await {
+                    tracing::warn!(model = %route.name, error = %e,
+                        "could not record what the provider's headers say of its limits");
+                }
+            }
             budget = budget.saturating_sub(permit.waited());
             // The request reached the provider: its reservation stands.
             drop(permit);

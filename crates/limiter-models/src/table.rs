@@ -61,6 +61,24 @@ struct RawModel {
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default)]
+    pool: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    retrieved: Option<String>,
+    #[serde(default)]
+    third_party: bool,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    shutdown: Option<String>,
+    #[serde(default)]
+    replacement: Option<String>,
+    #[serde(default)]
+    rpm_per_1000_tpm: Option<f64>,
+    #[serde(default)]
+    cache_reads_count: bool,
+    #[serde(default)]
     tiers: BTreeMap<String, toml::Table>,
 }
 
@@ -98,6 +116,32 @@ pub struct ModelLimits {
     pub concurrent_sessions: Option<u32>,
     /// Whether the entry is built in or the user's.
     pub origin: Origin,
+    /// The quota pool this model shares with others (Anthropic: every Opus
+    /// 4.x model draws on one limit): models of one pool share one limiter
+    /// key ([`Registry::limiter_key`](crate::Registry::limiter_key)).
+    pub pool: Option<String>,
+    /// The page the numbers come from.
+    pub source: Option<String>,
+    /// The date the page was read, `YYYY-MM-DD`.
+    pub retrieved: Option<String>,
+    /// The numbers are not published by the provider (see `note`).
+    pub third_party: bool,
+    /// A note on the entry (where third-party numbers come from, what a
+    /// limit means).
+    pub note: Option<String>,
+    /// The model's shutdown date, `YYYY-MM-DD` (past or scheduled).
+    pub shutdown: Option<String>,
+    /// The model the provider names as its replacement.
+    pub replacement: Option<String>,
+    /// Set by [`Registry::lookup`](crate::Registry::lookup) for a model shut
+    /// down or scheduled to be: what to know before relying on it.
+    pub warning: Option<String>,
+    /// Azure: requests per minute a deployment gets per 1,000 TPM assigned
+    /// ([`Registry::azure_deployment`](crate::Registry::azure_deployment)).
+    pub rpm_per_1000_tpm: Option<f64>,
+    /// Anthropic: cache reads count towards the input limit on this model
+    /// ([`AnthropicUsage::cost_for`](crate::AnthropicUsage::cost_for)).
+    pub cache_reads_count: bool,
 }
 
 impl ModelLimits {
@@ -110,6 +154,16 @@ impl ModelLimits {
             limits,
             concurrent_sessions: None,
             origin: Origin::User,
+            pool: None,
+            source: None,
+            retrieved: None,
+            third_party: false,
+            note: None,
+            shutdown: None,
+            replacement: None,
+            warning: None,
+            rpm_per_1000_tpm: None,
+            cache_reads_count: false,
         }
     }
 
@@ -138,11 +192,44 @@ impl ModelLimits {
             || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
+    /// The same entry in quota pool `pool` (shared with other models).
+    #[must_use]
+    pub fn with_pool(mut self, pool: impl Into<String>) -> Self {
+        self.pool = Some(pool.into());
+        self
+    }
+
+    /// The name the entry's quota is counted under: its pool, or its name.
+    pub fn quota_name(&self) -> &str {
+        self.pool.as_deref().unwrap_or(&self.name)
+    }
+
     /// Checks names and limits; `context` names the entry in errors.
     pub(crate) fn check(&self, context: &str) -> Result<()> {
         check_name(context, "name", &self.name)?;
         for alias in &self.aliases {
             check_name(context, "aliases", alias)?;
+        }
+        if let Some(pool) = &self.pool {
+            check_name(context, "pool", pool)?;
+        }
+        for (field, date) in [("retrieved", &self.retrieved), ("shutdown", &self.shutdown)] {
+            if let Some(d) = date {
+                if !is_date(d) {
+                    return Err(config(
+                        format!("{context}.{field}"),
+                        format!("{d:?} is not a date written YYYY-MM-DD"),
+                    ));
+                }
+            }
+        }
+        if let Some(r) = self.rpm_per_1000_tpm {
+            if !(r.is_finite() && r > 0.0 && r <= 1000.0) {
+                return Err(config(
+                    format!("{context}.rpm_per_1000_tpm"),
+                    format!("{r} is not a number of requests per 1,000 TPM in (0, 1000]"),
+                ));
+            }
         }
         if self.concurrent_sessions == Some(0) {
             return Err(config(
@@ -253,6 +340,16 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<ParsedTable> {
                 limits,
                 concurrent_sessions: sessions,
                 origin,
+                pool: model.pool.clone(),
+                source: model.source.clone().or_else(|| raw.source.clone()),
+                retrieved: model.retrieved.clone().or_else(|| raw.retrieved.clone()),
+                third_party: model.third_party,
+                note: model.note.clone(),
+                shutdown: model.shutdown.clone(),
+                replacement: model.replacement.clone(),
+                warning: None,
+                rpm_per_1000_tpm: model.rpm_per_1000_tpm,
+                cache_reads_count: model.cache_reads_count,
             };
             entry.check(&at)?;
             entries.push((tier, entry));

@@ -100,6 +100,23 @@ pub struct AnthropicUsage {
     pub output_tokens: u64,
 }
 
+impl AnthropicUsage {
+    /// The cost as `model` counts it: cache reads count towards the input
+    /// limit only on the models whose entry says so
+    /// ([`ModelLimits::cache_reads_count`](crate::ModelLimits::cache_reads_count):
+    /// Claude 3.5 Haiku among the built-in ones); on the others as
+    /// `Cost::from` counts.
+    pub fn cost_for(&self, model: &crate::ModelLimits) -> Cost {
+        let mut input = self
+            .input_tokens
+            .saturating_add(self.cache_creation_input_tokens);
+        if model.cache_reads_count {
+            input = input.saturating_add(self.cache_read_input_tokens);
+        }
+        Cost::split(input, self.output_tokens)
+    }
+}
+
 impl From<AnthropicUsage> for Cost {
     fn from(u: AnthropicUsage) -> Cost {
         Cost::split(
@@ -144,5 +161,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Cost::from(a), Cost::split(2020, 300));
+        let mut haiku = crate::ModelLimits::new(
+            "claude-3-5-haiku",
+            crate::ModelKind::Text,
+            limiter_core::Limits::new(),
+        );
+        assert_eq!(a.cost_for(&haiku), Cost::split(2020, 300));
+        haiku.cache_reads_count = true;
+        assert_eq!(a.cost_for(&haiku), Cost::split(7020, 300));
     }
 }

@@ -628,3 +628,45 @@ async fn cooldowns_are_judged_on_the_store_clock() {
         }]
     );
 }
+
+/// A 429 whose headers say the account's limits are lower than configured:
+/// the router cools the model down and every limiter of its key adopts the
+/// provider's limits.
+#[tokio::test]
+async fn pushback_headers_calibrate_the_limits() {
+    let env = Env::new();
+    let router = env.router(&["gpt-4o", "gpt-4o-mini"]);
+    let err = http(
+        429,
+        &[
+            ("retry-after", "2"),
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1s"),
+        ],
+    );
+    let routed = router
+        .run(Cost::request(), 10 * SEC, |model| {
+            let err = err.clone();
+            async move {
+                if model == "gpt-4o" {
+                    Err(err)
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(routed.model, "gpt-4o-mini");
+    let limiter = router.limiter("gpt-4o").unwrap();
+    assert_eq!(limiter.limits().rpm, 60);
+    assert_eq!(limiter.configured_limits().rpm, 100);
+    // Another limiter of the key (another process) reads it from the store.
+    let other = env.limiter("gpt-4o", Limits::new().rpm(100));
+    let status = other.status().await.unwrap();
+    assert_eq!(status.calibrated, [(Dimension::Rpm, 60)]);
+    assert_eq!(other.limits().rpm, 60);
+    // The other model's limits are its own.
+    assert_eq!(router.limiter("gpt-4o-mini").unwrap().limits().rpm, 100);
+}

@@ -49,7 +49,8 @@ fn every_data_file_is_builtin_and_parses() {
     assert_eq!(registry.tables().len(), Registry::builtin_sources().len());
 }
 
-/// Every table says where its numbers come from and when they were read.
+/// Every table, and every entry of every table, says where its numbers
+/// come from and when they were read; third-party numbers say whose.
 #[test]
 fn every_table_has_source_and_date() {
     for info in Registry::builtin().tables() {
@@ -59,6 +60,37 @@ fn every_table_has_source_and_date() {
         let date = info.retrieved.as_deref().expect("retrieved");
         assert_eq!(date.len(), 10, "{date}");
     }
+    let registry = Registry::builtin();
+    let mut entries = 0;
+    for provider in Provider::ALL {
+        for tier in Tier::ALL {
+            for m in registry.models(provider, tier) {
+                let source = m
+                    .source
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{provider} {} has no source", m.name));
+                assert!(
+                    source.starts_with("https://"),
+                    "{provider} {}: {source}",
+                    m.name
+                );
+                let date = m
+                    .retrieved
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{provider} {} has no date", m.name));
+                assert_eq!(date.len(), 10, "{provider} {}: {date}", m.name);
+                if m.third_party {
+                    assert!(
+                        m.note.is_some(),
+                        "{provider} {}: third-party numbers without a note",
+                        m.name
+                    );
+                }
+                entries += 1;
+            }
+        }
+    }
+    assert!(entries > 100, "{entries}");
     let providers: HashSet<Provider> = Registry::builtin()
         .tables()
         .iter()
@@ -96,7 +128,13 @@ fn no_zero_limits_and_every_entry_validates() {
         for tier in Tier::ALL {
             for m in registry.models(provider, tier) {
                 m.limits.validate().unwrap();
-                assert!(m.limits.any_enabled(), "{provider} {tier} {}", m.name);
+                // Bedrock's quotas are the account's own: its entries carry
+                // the burndown (Registry::bedrock adds the quotas).
+                if provider == Provider::Bedrock {
+                    assert!(m.limits.burndown >= 1.0, "{}", m.name);
+                } else {
+                    assert!(m.limits.any_enabled(), "{provider} {tier} {}", m.name);
+                }
                 assert_ne!(m.concurrent_sessions, Some(0));
                 count += 1;
             }
@@ -124,11 +162,11 @@ fn names_unique_per_provider_and_tier() {
     }
 }
 
-/// Both providers have text, image, audio and live models.
+/// Gemini and OpenAI have text, image, audio and live models.
 #[test]
 fn all_kinds_for_both_providers() {
     let registry = Registry::builtin();
-    for provider in Provider::ALL {
+    for provider in [Provider::Gemini, Provider::OpenAi] {
         let kinds: HashSet<ModelKind> = Tier::ALL
             .into_iter()
             .flat_map(|t| registry.models(provider, t))
@@ -147,7 +185,31 @@ fn all_kinds_for_both_providers() {
         registry.tiers(Provider::Gemini),
         [Tier::Free, Tier::Tier1, Tier::Tier2, Tier::Tier3]
     );
-    assert_eq!(registry.tiers(Provider::OpenAi), Tier::ALL);
+    assert_eq!(
+        registry.tiers(Provider::OpenAi),
+        [
+            Tier::Free,
+            Tier::Tier1,
+            Tier::Tier2,
+            Tier::Tier3,
+            Tier::Tier4,
+            Tier::Tier5
+        ]
+    );
+    assert_eq!(
+        registry.tiers(Provider::Anthropic),
+        [
+            Tier::Tier1,
+            Tier::Tier2,
+            Tier::Tier3,
+            Tier::Tier4,
+            Tier::Start,
+            Tier::Build,
+            Tier::Scale
+        ]
+    );
+    assert_eq!(registry.tiers(Provider::Azure), [Tier::Default]);
+    assert_eq!(registry.tiers(Provider::Bedrock), [Tier::Default]);
 }
 
 /// Gemini's daily limits reset at midnight Pacific; OpenAI's roll.
@@ -194,8 +256,9 @@ fn lookup_by_name_alias_snapshot_and_resource_name() {
     assert_eq!(flash.origin, Origin::Builtin);
     assert_eq!(
         (flash.limits.rpm, flash.limits.input_tpm, flash.limits.rpd),
-        (10, 250_000, 250)
+        (5, 250_000, 20)
     );
+    assert!(flash.third_party, "Google no longer publishes the numbers");
 
     let by_resource = r
         .lookup(Provider::Gemini, Tier::Free, "models/gemini-2.5-flash")
@@ -280,7 +343,7 @@ fn unknown_model_lists_known_names() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("gemini-9") && msg.contains("gemini-2.5-pro"),
+        msg.contains("gemini-9") && msg.contains("gemini-2.5-flash"),
         "{msg}"
     );
 }
@@ -306,7 +369,7 @@ fn overrides_win() {
     assert_eq!(dated.limits.rpm, 7);
     // Other tiers keep the built-in limits.
     assert_ne!(
-        r.lookup(Provider::OpenAi, Tier::Free, "gpt-4o")
+        r.lookup(Provider::OpenAi, Tier::Tier2, "gpt-4o")
             .unwrap()
             .limits
             .rpm,
@@ -457,8 +520,9 @@ fn user_table_loads_and_wins() {
     assert_eq!(ft4.limits.day, DayWindow::Rolling);
     // Built-in entries the table does not name stay.
     assert!(r.lookup(Provider::OpenAi, Tier::Tier1, "gpt-4o").is_ok());
-    assert_eq!(r.tables().len(), 3);
-    assert_eq!(r.tables()[2].origin, Origin::User);
+    let builtin = Registry::builtin_sources().len();
+    assert_eq!(r.tables().len(), builtin + 1);
+    assert_eq!(r.tables()[builtin].origin, Origin::User);
 
     // An override after the table wins over it.
     let r = r
@@ -513,7 +577,7 @@ fn bad_user_tables_are_typed_errors() {
     let head = "provider = \"gemini\"\n";
     let cases: &[(&str, &str)] = &[
         ("this is not toml = = 1", "table"),
-        ("provider = \"anthropic\"", "table"),
+        ("provider = \"mistral\"", "table"),
         ("source = \"x\"", "table"),                       // no provider
         ("provider = \"gemini\"\nfoo = 1", "table"),      // unknown field
         ("provider = \"gemini\"\ndaily_reset = \"noon\"", "table"),
@@ -603,4 +667,171 @@ fn gemini_live_free_tier_caps_concurrent_sessions() {
         .lookup(Provider::Gemini, Tier::Tier1, "gemini-2.0-flash-live-001")
         .unwrap();
     assert_eq!(paid.concurrent_sessions, None);
+}
+
+/// The lookups the tables must answer (issue "provider truth"): OpenAI's
+/// new families and corrected numbers, Anthropic models by API id at every
+/// tier under both naming schemes, pools sharing one key, an Azure
+/// deployment and a Bedrock Claude 4 model with its burndown.
+#[test]
+fn current_models_of_every_provider() {
+    let r = Registry::builtin();
+    let gpt41 = r.lookup(Provider::OpenAi, Tier::Tier1, "gpt-4.1").unwrap();
+    assert_eq!((gpt41.limits.rpm, gpt41.limits.tpm), (500, 30_000));
+    assert!(
+        r.lookup(Provider::OpenAi, Tier::Free, "gpt-4.1").is_err(),
+        "gpt-4.1 has no free tier"
+    );
+    for (model, tier, rpm, tpm) in [
+        ("gpt-5", Tier::Tier1, 500, 500_000),
+        ("gpt-5", Tier::Tier5, 15_000, 40_000_000),
+        ("gpt-5-mini", Tier::Tier1, 500, 500_000),
+        ("gpt-5-mini-2025-08-07", Tier::Tier5, 30_000, 180_000_000),
+        ("gpt-5-nano", Tier::Tier1, 500, 200_000),
+        ("gpt-4o", Tier::Tier5, 10_000, 30_000_000),
+    ] {
+        let m = r.lookup(Provider::OpenAi, tier, model).unwrap();
+        assert_eq!((m.limits.rpm, m.limits.tpm), (rpm, tpm), "{model} {tier}");
+    }
+    let image = r
+        .lookup(Provider::OpenAi, Tier::Tier1, "gpt-image-1")
+        .unwrap();
+    assert!(
+        image.limits.ipm > 0 && image.limits.rpm == 0,
+        "images per minute, not requests"
+    );
+
+    // Anthropic: new tier names and the old ones, dated snapshots, pools.
+    for tier in [
+        Tier::Start,
+        Tier::Build,
+        Tier::Scale,
+        Tier::Tier1,
+        Tier::Tier2,
+        Tier::Tier3,
+        Tier::Tier4,
+    ] {
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "claude-haiku-4-5",
+            "claude-haiku-4-5-20251001",
+        ] {
+            let m = r.lookup(Provider::Anthropic, tier, model).unwrap();
+            assert!(
+                m.limits.input_tpm > 0 && m.limits.output_tpm > 0,
+                "{model} {tier}"
+            );
+            assert_eq!(m.limits.window_kind, limiter_core::WindowKind::TokenBucket);
+        }
+    }
+    let start = r
+        .lookup(Provider::Anthropic, Tier::Start, "claude-sonnet-4-5")
+        .unwrap();
+    assert_eq!(
+        (
+            start.limits.rpm,
+            start.limits.input_tpm,
+            start.limits.output_tpm
+        ),
+        (1_000, 2_000_000, 400_000)
+    );
+    let t1 = r
+        .lookup(Provider::Anthropic, Tier::Tier1, "claude-sonnet-4-5")
+        .unwrap();
+    assert_eq!(
+        (t1.limits.rpm, t1.limits.input_tpm, t1.limits.output_tpm),
+        (50, 30_000, 8_000)
+    );
+    let opus41 = r
+        .lookup(Provider::Anthropic, Tier::Tier1, "claude-opus-4-1-20250805")
+        .unwrap();
+    assert_eq!(opus41.name, "claude-opus-4-1");
+    // Every Opus 4.x shares one key.
+    let opus46 = r
+        .lookup(Provider::Anthropic, Tier::Tier1, "claude-opus-4-6")
+        .unwrap();
+    assert_eq!(opus41.quota_name(), opus46.quota_name());
+    assert_eq!(
+        Registry::limiter_key(Provider::Anthropic, opus46.quota_name()),
+        "anthropic:claude-opus-4"
+    );
+    // Cache reads count for Haiku 3.5 only.
+    assert!(
+        r.lookup(Provider::Anthropic, Tier::Start, "claude-3-5-haiku")
+            .unwrap()
+            .cache_reads_count
+    );
+    assert!(!start.cache_reads_count);
+
+    // Azure: a deployment's limits from its TPM and the model's ratio.
+    let d = r.azure_deployment("gpt-4.1", 100_000).unwrap();
+    assert_eq!(
+        (d.limits.tpm, d.limits.rpm, d.limits.rps),
+        (100_000, 100, 1)
+    );
+    assert!(d.limits.smoothing);
+    let d = r.azure_deployment("gpt-4o", 60_000).unwrap();
+    assert_eq!((d.limits.tpm, d.limits.rpm), (60_000, 360));
+    assert!(matches!(
+        r.azure_deployment("gpt-4o", 0),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        r.azure_deployment("no-such", 1000),
+        Err(Error::UnknownModel { .. })
+    ));
+
+    // Bedrock: Claude 4 burns output 5x; TPD defaults to TPM x 1440.
+    for id in [
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "anthropic.claude-opus-4-20250514-v1:0",
+    ] {
+        let m = r.bedrock(id, 250, 400_000).unwrap();
+        assert_eq!(m.limits.burndown, 5.0, "{id}");
+        assert_eq!(
+            (m.limits.rpm, m.limits.tpm, m.limits.tpd),
+            (250, 400_000, 400_000 * 1440)
+        );
+    }
+    assert_eq!(
+        Provider::of_model("anthropic.claude-sonnet-4-20250514-v1:0"),
+        Some(Provider::Bedrock)
+    );
+}
+
+/// A retired model is still found, so that old configurations keep
+/// working, and the entry says it is retired.
+#[test]
+fn retired_models_are_found_with_a_warning() {
+    let r = Registry::builtin();
+    let old = r
+        .lookup(Provider::Gemini, Tier::Tier1, "gemini-2.0-flash")
+        .unwrap();
+    let warning = old.warning.as_deref().expect("a warning");
+    assert!(
+        warning.contains("gemini-2.0-flash") && warning.contains("2026-06-01"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("was shut down") && warning.contains("gemini-2.5-flash"),
+        "{warning}"
+    );
+    let opus = r
+        .lookup(Provider::Anthropic, Tier::Tier1, "claude-opus-4-1")
+        .unwrap();
+    assert!(opus.warning.is_some());
+    let current = r.lookup(Provider::OpenAi, Tier::Tier1, "gpt-4.1").unwrap();
+    assert_eq!(current.warning, None);
+    // Every shutdown date is a date.
+    for provider in Provider::ALL {
+        for tier in Tier::ALL {
+            for m in r.models(provider, tier) {
+                if let Some(d) = &m.shutdown {
+                    assert_eq!(d.len(), 10, "{}", m.name);
+                }
+            }
+        }
+    }
 }

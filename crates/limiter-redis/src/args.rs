@@ -9,9 +9,9 @@ use parking_lot::Mutex;
 
 use crate::contract::{self, argv};
 use limiter_core::{
-    Amounts, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId, LeaseStatus,
-    Limits, NotUntil, Plan, RecordId, Reservation, Result, Status, TimeZone, Timestamp, Usage,
-    WindowKind,
+    Amounts, DayWindow, Decision, Dimension, Error, ExternalUsage, Lease, LeaseDecision, LeaseId,
+    LeaseStatus, Limits, NotUntil, Plan, RecordId, Reservation, Result, Status, TimeZone,
+    Timestamp, Usage, WindowKind,
 };
 
 /// The operations, one script each.
@@ -24,22 +24,28 @@ pub(crate) enum Op {
     Cooldown,
     /// Concurrency leases: acquire, renew, release and status.
     Lease,
+    /// External usage: the provider's count beyond the key's own.
+    External,
+    /// The key's limits of record: get or set.
+    Record,
 }
 
 impl Op {
-    pub(crate) const ALL: [Op; 6] = [
+    pub(crate) const ALL: [Op; 8] = [
         Op::Reserve,
         Op::Adjust,
         Op::Refund,
         Op::Status,
         Op::Cooldown,
         Op::Lease,
+        Op::External,
+        Op::Record,
     ];
 
     /// The script's Lua source as the server runs it: the file's, with the
     /// contract's names replaced by their numbers ([`contract::expand`]).
     pub(crate) fn source(self) -> &'static str {
-        static SOURCES: OnceLock<[String; 6]> = OnceLock::new();
+        static SOURCES: OnceLock<[String; 8]> = OnceLock::new();
         &SOURCES.get_or_init(|| Op::ALL.map(|op| contract::expand(op.file_source())))[self as usize]
     }
 
@@ -64,6 +70,11 @@ impl Op {
             ),
             Op::Cooldown => include_str!("lua/cooldown.lua"),
             Op::Lease => include_str!("lua/lease.lua"),
+            Op::External => concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/external.lua")
+            ),
+            Op::Record => include_str!("lua/record.lua"),
         }
     }
 }
@@ -236,13 +247,58 @@ pub(crate) fn decode_done(op: &str, record: RecordId, reply: &[i64]) -> Result<(
     }
 }
 
+/// The per-window dimensions in the scripts' order.
+const PER_WINDOW: [Dimension; 5] = [
+    Dimension::Rpm,
+    Dimension::Tpm,
+    Dimension::InputTpm,
+    Dimension::OutputTpm,
+    Dimension::Ipm,
+];
+
+/// Per-window amounts from a reply, the non-zero ones by dimension.
+fn per_window(amounts: &[i64]) -> Vec<(Dimension, u64)> {
+    PER_WINDOW
+        .iter()
+        .zip(amounts)
+        .filter(|(_, &v)| v > 0)
+        .map(|(&d, &v)| (d, v as u64))
+        .collect()
+}
+
+/// External usage: `{a1..a5}`.
+pub(crate) fn decode_external(reply: &[i64]) -> Result<Vec<(Dimension, u64)>> {
+    if reply.len() != PER_WINDOW.len() {
+        return Err(bad_reply("external", reply));
+    }
+    Ok(per_window(reply))
+}
+
+/// ARGV of the external-usage script after the limits.
+pub(crate) fn external_args(usage: &ExternalUsage, out: &mut Vec<String>) {
+    out.push(
+        usage
+            .at
+            .map_or_else(String::new, |t| t.as_micros().to_string()),
+    );
+    for v in usage.per_window() {
+        out.push(v.map_or_else(|| "-1".to_string(), |v| v.min(1 << 52).to_string()));
+    }
+    let reset = u64::try_from(usage.reset.as_micros()).unwrap_or(u64::MAX);
+    out.push(reset.min(1 << 52).to_string());
+}
+
 pub(crate) fn decode_status(limits: &Limits, reply: &[i64]) -> Result<Status> {
-    let [now, depth, tail, cd, used @ ..] = reply else {
+    let [now, depth, tail, cd, rest @ ..] = reply else {
         return Err(bad_reply("status", reply));
     };
-    if used.len() != Dimension::ALL.len() {
+    let n = Dimension::ALL.len();
+    if rest.len() != n + 1 + PER_WINDOW.len() {
         return Err(bad_reply("status", reply));
     }
+    let (used, ext) = rest.split_at(n);
+    let (ext_until, ext) = (ext[0], &ext[1..]);
+    let held = ext_until > *now;
     let usage = Dimension::ALL
         .into_iter()
         .zip(used)
@@ -259,6 +315,10 @@ pub(crate) fn decode_status(limits: &Limits, reply: &[i64]) -> Result<Status> {
         queue_depth: u64::try_from(*depth).unwrap_or(0),
         queue_tail: (*tail > 0).then(|| ts(*tail)),
         cooldown_until: (*cd > *now).then(|| ts(*cd)),
+        external: if held { per_window(ext) } else { Vec::new() },
+        external_until: held.then(|| ts(ext_until)),
+        calibrated: Vec::new(),
+        configured_differs: false,
     })
 }
 

@@ -76,7 +76,7 @@ pub(crate) mod argv {
 /// Slots of a key's state array (field `m` of its hash), 1-based, as
 /// `common.lua`'s `S_*` locals have them. Only the scripts read and write it;
 /// the names follow `limiter_core::KeyState`'s fields. Runs of five
-/// (`TOTALS_*`, `TAT`, `FULL`) start at the slot given.
+/// (`TOTALS_*`, `TAT`, `FULL`, `EXT`) start at the slot given.
 pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("NEXT_ID", 1),
     ("LAST_SLOT", 2),
@@ -101,6 +101,8 @@ pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("FIRST_D", 41),
     ("WAITING", 42),
     ("FRONT_EXPIRY", 43),
+    ("EXT", 44),
+    ("EXT_UNTIL", 49),
 ];
 
 /// The bits of a record's `counted` field, as `common.lua`'s `C_*` locals
@@ -186,12 +188,13 @@ mod tests {
 
     const COMMON: &str = include_str!("lua/common.lua");
 
-    const SCRIPTS: [(&str, &str); 5] = [
+    const SCRIPTS: [(&str, &str); 6] = [
         ("common.lua", COMMON),
         ("reserve.lua", include_str!("lua/reserve.lua")),
         ("adjust.lua", include_str!("lua/adjust.lua")),
         ("refund.lua", include_str!("lua/refund.lua")),
         ("status.lua", include_str!("lua/status.lua")),
+        ("external.lua", include_str!("lua/external.lua")),
     ];
 
     /// Every identifier of `src` that has the form of a contract name.
@@ -258,9 +261,10 @@ mod tests {
         for pair in argv::LAYOUT.windows(2) {
             assert_eq!(pair[0].1 + width(pair[0].0), pair[1].1, "{pair:?}");
         }
-        // State: runs of five for the totals and buckets, one otherwise.
+        // State: runs of five for the totals, buckets and external usage,
+        // one otherwise.
         let width = |name: &str| {
-            if name.starts_with("TOTALS_") || name == "TAT" || name == "FULL" {
+            if name.starts_with("TOTALS_") || ["TAT", "FULL", "EXT"].contains(&name) {
                 5
             } else {
                 1

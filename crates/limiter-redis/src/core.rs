@@ -7,12 +7,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use limiter_core::lease::check_ttl;
 use limiter_core::{
-    Clock, CooldownEnd, Cost, Decision, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus,
-    LeaseStore, Limits, RecordId, Result, Status, Store, SystemClock, Timestamp,
+    Clock, CooldownEnd, Cost, Decision, Dimension, ExternalUsage, LeaseDecision, LeaseId,
+    LeaseRequest, LeaseStatus, LeaseStore, Limits, LimitsRecord, RecordId, Result, Status, Store,
+    SystemClock, Timestamp,
 };
 
 use crate::args::{self, Op};
 use crate::keys::KeyLayout;
+
+/// How long a key's limits of record are kept after their last write.
+const RECORD_KEPT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// A client that can run the scripts: EVALSHA, loading a script and trying
 /// again when the server answers NOSCRIPT.
@@ -20,6 +24,10 @@ use crate::keys::KeyLayout;
 pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Runs `op`'s script; the reply is an array of integers.
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>>;
+
+    /// Runs `op`'s script; the reply is a string or nil.
+    async fn eval_text(&self, op: Op, keys: &[String], args: Vec<String>)
+        -> Result<Option<String>>;
 }
 
 /// The start of the message of a TLS failure, for both clients.
@@ -128,6 +136,15 @@ impl<B: fmt::Debug> fmt::Debug for Lazy<B> {
 impl<B: Backend> Backend for Lazy<B> {
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>> {
         self.get().await?.eval(op, keys, args).await
+    }
+
+    async fn eval_text(
+        &self,
+        op: Op,
+        keys: &[String],
+        args: Vec<String>,
+    ) -> Result<Option<String>> {
+        self.get().await?.eval_text(op, keys, args).await
     }
 }
 
@@ -276,6 +293,59 @@ impl<B: Backend> Store for Core<B> {
             .eval(Op::Status, &self.layout.keys(key), args)
             .await?;
         args::decode_status(limits, &reply)
+    }
+
+    async fn hold_external(
+        &self,
+        key: &str,
+        limits: &Limits,
+        usage: &ExternalUsage,
+    ) -> Result<Vec<(Dimension, u64)>> {
+        let (_, mut args) = self.args(limits)?;
+        args::check_now(self.now())?;
+        args::external_args(usage, &mut args);
+        let reply = self
+            .backend
+            .eval(Op::External, &self.layout.keys(key), args)
+            .await?;
+        args::decode_external(&reply)
+    }
+
+    async fn limits_record(&self, key: &str) -> Result<Option<LimitsRecord>> {
+        let reply = self
+            .backend
+            .eval_text(
+                Op::Record,
+                &[self.layout.record_key(key)],
+                vec!["get".into()],
+            )
+            .await?;
+        match reply {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
+                limiter_core::Error::store(
+                    format!("the limits of record of {key:?} do not parse: {e}"),
+                    false,
+                )
+            }),
+        }
+    }
+
+    async fn put_limits_record(&self, key: &str, record: &LimitsRecord) -> Result<()> {
+        record.configured.validate()?;
+        let json = serde_json::to_string(record).map_err(|e| {
+            limiter_core::Error::store(format!("cannot write the limits of record: {e}"), false)
+        })?;
+        // Kept a day past its last write; every process rewrites it when
+        // the provider reports a change.
+        self.backend
+            .eval_text(
+                Op::Record,
+                &[self.layout.record_key(key)],
+                vec!["set".into(), json, RECORD_KEPT_MS.to_string()],
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn cool_down(&self, key: &str, end: CooldownEnd) -> Result<()> {

@@ -158,6 +158,28 @@ pub(crate) fn convert(e: fred::error::Error) -> Error {
 #[async_trait]
 impl Backend for FredBackend {
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>> {
+        self.invoke(op, keys, args).await
+    }
+
+    async fn eval_text(
+        &self,
+        op: Op,
+        keys: &[String],
+        args: Vec<String>,
+    ) -> Result<Option<String>> {
+        self.invoke(op, keys, args).await
+    }
+}
+
+impl FredBackend {
+    /// Runs `op`'s script (EVALSHA, loading it on NOSCRIPT) and reads its
+    /// reply as a `T`.
+    async fn invoke<T: fred::types::FromValue + Send>(
+        &self,
+        op: Op,
+        keys: &[String],
+        args: Vec<String>,
+    ) -> Result<T> {
         let script = self
             .scripts
             .iter()
@@ -170,7 +192,7 @@ impl Backend for FredBackend {
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();
         let first = self
             .pool
-            .evalsha::<Vec<i64>, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+            .evalsha::<T, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
             .await;
         match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {

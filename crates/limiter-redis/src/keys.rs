@@ -60,6 +60,11 @@ impl KeyLayout {
         ["l", "lw", "ld", "lc"].map(|k| format!("{tag}:{k}"))
     }
 
+    /// The Redis key of `key`'s limits of record.
+    pub fn record_key(&self, key: &str) -> String {
+        format!("{}:rec", self.tag(key))
+    }
+
     fn tag(&self, key: &str) -> String {
         format!("{{{}:{}}}", self.prefix, escape(key))
     }

@@ -180,6 +180,28 @@ pub(crate) fn convert(e: redis::RedisError) -> Error {
 #[async_trait]
 impl Backend for RedisRsBackend {
     async fn eval(&self, op: Op, keys: &[String], args: Vec<String>) -> Result<Vec<i64>> {
+        self.invoke(op, keys, args).await
+    }
+
+    async fn eval_text(
+        &self,
+        op: Op,
+        keys: &[String],
+        args: Vec<String>,
+    ) -> Result<Option<String>> {
+        self.invoke(op, keys, args).await
+    }
+}
+
+impl RedisRsBackend {
+    /// Runs `op`'s script (EVALSHA, loading it on NOSCRIPT) and reads its
+    /// reply as a `T`.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        op: Op,
+        keys: &[String],
+        args: Vec<String>,
+    ) -> Result<T> {
         let script = self
             .scripts
             .iter()
@@ -193,7 +215,7 @@ impl Backend for RedisRsBackend {
         for a in args {
             call.arg(a);
         }
-        let reply: redis::RedisResult<Vec<i64>> = match self.conn.clone() {
+        let reply: redis::RedisResult<T> = match self.conn.clone() {
             Conn::Single(mut c) => call.invoke_async(&mut c).await,
             Conn::Cluster(mut c) => call.invoke_async(&mut c).await,
             Conn::Sentinel(s) => {

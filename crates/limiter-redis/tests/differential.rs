@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::{
-    Clock, Cost, DayWindow, Decision, Error, KeyState, LeaseDecision, LeaseId, LeaseRequest,
-    LeaseState, LeaseStore, Limits, RecordId, Sleep, TimeZone, Timestamp, WindowKind,
-    MAX_LEASE_CAP, MAX_LEASE_TTL,
+    Clock, Cost, DayWindow, Decision, Dimension, Error, ExternalUsage, KeyState, LeaseDecision,
+    LeaseId, LeaseRequest, LeaseState, LeaseStore, Limits, RecordId, Sleep, TimeZone, Timestamp,
+    WindowKind, MAX_LEASE_CAP, MAX_LEASE_TTL,
 };
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
@@ -43,6 +43,32 @@ enum Op {
     },
     Status,
     Switch,
+    /// The provider counts `used` (per per-window dimension) at `back` µs
+    /// before now; its window clears `reset` µs after now.
+    External {
+        used: [Option<u64>; 5],
+        back: u64,
+        reset: u64,
+    },
+}
+
+fn external_usage(now: Timestamp, used: &[Option<u64>; 5], back: u64, reset: u64) -> ExternalUsage {
+    let dims = [
+        Dimension::Rpm,
+        Dimension::Tpm,
+        Dimension::InputTpm,
+        Dimension::OutputTpm,
+        Dimension::Ipm,
+    ];
+    ExternalUsage {
+        at: (back > 0).then(|| now.saturating_sub(Duration::from_micros(back))),
+        used: dims
+            .iter()
+            .zip(used)
+            .filter_map(|(&d, u)| u.map(|u| (d, u)))
+            .collect(),
+        reset: Duration::from_micros(reset),
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +81,18 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..3_000_000).prop_map(|micros| Op::Cooldown { micros }),
         1 => Just(Op::Status),
         1 => Just(Op::Switch),
+        2 => (
+            [
+                proptest::option::of(0u64..40),
+                proptest::option::of(0u64..5000),
+                proptest::option::of(0u64..4000),
+                proptest::option::of(0u64..3000),
+                proptest::option::of(0u64..6),
+            ],
+            prop_oneof![Just(0u64), 0u64..3_000_000],
+            0u64..30_000_000,
+        )
+            .prop_map(|(used, back, reset)| Op::External { used, back, reset }),
     ]
 }
 
@@ -278,6 +316,21 @@ async fn admission_case(
                 same("status", c, r)?;
             }
             Op::Switch => limits = second,
+            Op::External {
+                ref used,
+                back,
+                reset,
+            } => {
+                let usage = external_usage(now, used, back, reset);
+                let c = state
+                    .hold_external(&limits, &usage, now)
+                    .map_err(|e| kind(&e));
+                let r = store
+                    .hold_external(key, &limits, &usage)
+                    .await
+                    .map_err(|e| kind(&e));
+                same("external", c, r)?;
+            }
             _ => {}
         }
     }
@@ -459,6 +512,18 @@ fn any_op() -> impl Strategy<Value = Op> {
         1 => prop_oneof![log_uniform(40), Just(u64::MAX)].prop_map(|micros| Op::Cooldown { micros }),
         1 => Just(Op::Status),
         1 => Just(Op::Switch),
+        2 => (
+            [
+                proptest::option::of(log_uniform(50)),
+                proptest::option::of(log_uniform(50)),
+                proptest::option::of(log_uniform(50)),
+                proptest::option::of(log_uniform(50)),
+                proptest::option::of(log_uniform(50)),
+            ],
+            prop_oneof![Just(0u64), log_uniform(38)],
+            log_uniform(40),
+        )
+            .prop_map(|(used, back, reset)| Op::External { used, back, reset }),
     ]
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::calibration::{ExternalUsage, LimitsRecord};
 use crate::error::{Error, Result};
 use crate::lease::{check_ttl, Lease, LeaseDecision, LeaseId, LeaseRequest, LeaseStatus};
-use crate::limits::{Cost, Limits};
+use crate::limits::{Cost, Dimension, Limits};
 use crate::state::KeyState;
 use crate::store::{CooldownEnd, Decision, LeaseStore, RecordId, Reservation, Status, Store};
 use crate::time::{Clock, Timestamp};
@@ -751,6 +752,69 @@ impl Store for ResilientStore {
                     }
                 }
             }
+        }
+    }
+
+    async fn hold_external(
+        &self,
+        key: &str,
+        limits: &Limits,
+        usage: &ExternalUsage,
+    ) -> Result<Vec<(Dimension, u64)>> {
+        let primary = &self.inner.primary;
+        match self
+            .primary("hold_external", || {
+                primary.hold_external(key, limits, usage)
+            })
+            .await
+        {
+            Outcome::Done(done) => done,
+            Outcome::Down(e) => match (self.inner.degradation, &self.inner.fallback) {
+                (Degradation::FailClosed, _) => Err(e),
+                // The fallback counts this process's share only: what the
+                // provider counts beyond the fleet is held there in full,
+                // on the safe side.
+                (Degradation::Fallback { .. }, Some(f)) => {
+                    f.hold_external(key, &self.scaled(limits), usage).await
+                }
+                _ => {
+                    KeyState::new().hold_external(limits, usage, self.now())?;
+                    Ok(Vec::new())
+                }
+            },
+        }
+    }
+
+    async fn limits_record(&self, key: &str) -> Result<Option<LimitsRecord>> {
+        let primary = &self.inner.primary;
+        match self
+            .primary("limits_record", || primary.limits_record(key))
+            .await
+        {
+            Outcome::Done(done) => done,
+            Outcome::Down(e) => match self.inner.degradation {
+                Degradation::FailClosed => Err(e),
+                // The limiter keeps the record it has.
+                _ => Ok(None),
+            },
+        }
+    }
+
+    async fn put_limits_record(&self, key: &str, record: &LimitsRecord) -> Result<()> {
+        record.configured.validate()?;
+        let primary = &self.inner.primary;
+        match self
+            .primary("put_limits_record", || {
+                primary.put_limits_record(key, record)
+            })
+            .await
+        {
+            Outcome::Done(done) => done,
+            Outcome::Down(e) => match self.inner.degradation {
+                Degradation::FailClosed => Err(e),
+                // Written again on the next report once the store is back.
+                _ => Ok(()),
+            },
         }
     }
 

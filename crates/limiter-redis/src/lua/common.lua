@@ -106,9 +106,13 @@ end
 local function mv(i) return M[i] or 0 end
 local st = { nr = mv(S_NEXT_ID), ls = mv(S_LAST_SLOT), li = M[S_LAST_ID] or -1, cd = cd,
   yf = mv(S_FIRST_DAY), yn = mv(S_DAYS), rf = mv(S_FIRST_RECORD), rn = mv(S_RECORD_SLOTS),
-  rl = mv(S_LIVE_RECORDS), xp = mv(S_KEPT_UNTIL), qn = mv(S_WAITING), rfx = mv(S_FRONT_EXPIRY) }
+  rl = mv(S_LIVE_RECORDS), xp = mv(S_KEPT_UNTIL), qn = mv(S_WAITING), rfx = mv(S_FRONT_EXPIRY),
+  xu = mv(S_EXT_UNTIL) }
 local B = {} -- tat1..5, full1..5
 for i = 1, 2 * DIMS do B[i] = mv(S_TAT + i - 1) end
+-- External usage (the provider's count beyond ours), held until st.xu.
+local EXT = {}
+for d = 1, DIMS do EXT[d] = mv(S_EXT + d - 1) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
 now = math.max(now, mv(S_LAST_NOW))
@@ -234,9 +238,15 @@ local function rsub(r, slot, a, t, span)
   rset(r, b, v, true)
 end
 
-local function rearliest(r, from, span, a, lim)
+-- hold, hold_to: amounts counted hold_to an instant, as one more bucket.
+local function rearliest(r, from, span, a, lim, hold, hold_to)
   local t = {}
   for d = 1, DIMS do t[d] = r.tot[d] end
+  local holding = false
+  if hold and hold_to > from then
+    for d = 1, DIMS do if hold[d] > 0 then holding = true end end
+  end
+  if holding then for d = 1, DIMS do t[d] = sat_add(t[d], hold[d]) end end
   local function fits()
     for d = 1, DIMS do if lim[d] ~= 0 and t[d] + a[d] > lim[d] then return false end end
     return true
@@ -247,11 +257,37 @@ local function rearliest(r, from, span, a, lim)
   local idx, vals = all(r)
   for i = 1, #idx do
     local e = expiry(r, idx[i], span)
-    if e > from and fits() then break end
+    if holding and hold_to <= e then
+      if fits() then return at end
+      for d = 1, DIMS do t[d] = sat_sub(t[d], hold[d]) end
+      at = math.max(at, hold_to)
+      holding = false
+    end
+    if e > from and fits() then return at end
     for d = 1, DIMS do t[d] = sat_sub(t[d], vals[i][d]) end
     at = math.max(at, e)
   end
+  if holding and not fits() then at = math.max(at, hold_to) end
   return at
+end
+
+-- What the reservations with a slot before `at` that still count at `at`
+-- hold: the buckets that end by `at` and have not expired.
+local function counted_before(r, at, span)
+  local out = { 0, 0, 0, 0, 0 }
+  if r.g == 0 or empty(r) then return out end
+  local hi = idiv(at, r.g) - 1
+  local lo = idiv(at - span, r.g) - 1
+  local idx = redis.call('ZRANGEBYSCORE', r.z, '(' .. fmt(lo), fmt(hi))
+  if #idx == 0 then return out end
+  local fields = {}
+  for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b end
+  local vals = redis.call('HMGET', H, unpack(fields))
+  for i = 1, #vals do
+    local v = unpack_n(vals[i], DIMS)
+    for d = 1, DIMS do out[d] = sat_add(out[d], v[d]) end
+  end
+  return out
 end
 
 -- Calendar (crates/limiter-core/src/calendar.rs) ----------------------------
@@ -371,6 +407,10 @@ local function advance(t)
     st.qn = st.qn - redis.call('ZREMRANGEBYSCORE', Q, '-inf', fmt(t))
   end
   rec_trim(t)
+  if st.xu <= t then
+    for d = 1, DIMS do EXT[d] = 0 end
+    st.xu = 0
+  end
 end
 
 local function tail()
@@ -384,7 +424,7 @@ local function earliest(a)
   local at = math.max(now, tail(), st.cd)
   if P.spacing > 0 and st.ls > 0 then at = math.max(at, st.ls + P.spacing) end
   if not P.bucket then
-    at = rearliest(W, at, P.span_w, a, P.wl)
+    at = rearliest(W, at, P.span_w, a, P.wl, EXT, st.xu)
   else
     local tau = P.window - P.guard
     for d = 1, DIMS do
@@ -469,7 +509,7 @@ end
 local function save()
   -- Keep the state while anything in it may still count, refreshing the
   -- TTLs only when the deadline must move (with as much slack again).
-  local needed = math.max(st.ls, st.cd, now) + P.keep
+  local needed = math.max(st.ls, st.cd, st.xu, now) + P.keep
   if st.xp < needed then
     st.xp = needed + P.keep
     local ttl = math.ceil((st.xp - now) / 1000)
@@ -491,5 +531,7 @@ local function save()
   for i = 1, 2 * DIMS do m[S_TAT + i - 1] = B[i] end
   m[S_FIRST_W] = W.f; m[S_FIRST_S] = SEC.f; m[S_FIRST_D] = DR.f
   m[S_WAITING] = st.qn; m[S_FRONT_EXPIRY] = st.rfx
+  for d = 1, DIMS do m[S_EXT + d - 1] = EXT[d] end
+  m[S_EXT_UNTIL] = st.xu
   redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end

@@ -1,0 +1,179 @@
+//! Calibration: external usage held until the provider's reset, a token
+//! bucket filled to the provider's level, and limits of record shared by
+//! every limiter of a key.
+
+use crate::harness::*;
+use limiter_core::{ExternalUsage, LimitsRecord, ProviderReport};
+
+fn rpm_used(used: u64, reset: Duration) -> ExternalUsage {
+    ExternalUsage {
+        at: None,
+        used: vec![(Dimension::Rpm, used)],
+        reset,
+    }
+}
+
+/// What the provider counts beyond the store's own count (the reservations
+/// of time buckets that ended by the report) is held until its reset:
+/// admission stops short of the provider's limit, and goes on when the hold
+/// ends; a new report replaces the old hold.
+pub async fn external_usage_is_held_until_the_reset(h: Harness) {
+    let limits = Limits::new().rpm(10).window(secs(10)).guard(ms(100));
+    let t0 = h.clock.now();
+    reserve(&h, &limits, Cost::request()).await;
+    reserve(&h, &limits, Cost::request()).await;
+    h.advance(secs(1)).await;
+    // The provider counts 8: our 2 and 6 of someone else's.
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &rpm_used(8, secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Rpm, 6)]);
+    let status = h.store.status(&h.key, &limits).await.unwrap();
+    assert_eq!(status.external, [(Dimension::Rpm, 6)]);
+    assert_eq!(status.external_until, Some(t0.saturating_add(secs(6))));
+    assert_eq!(
+        status.get(Dimension::Rpm).unwrap().used,
+        2,
+        "external usage is not ours"
+    );
+    // Room for 2 more; the next waits for the hold to end, not for ours.
+    let now = h.clock.now();
+    assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
+    assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
+    let r = reserve(&h, &limits, Cost::request()).await;
+    assert_eq!(r.slot, t0.saturating_add(secs(6)));
+    // A later report replaces the hold (here: nobody else any more; the
+    // store counts what ended by then, so wait for the last bucket to end).
+    h.advance(secs(1)).await;
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &rpm_used(4, secs(5)))
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    let status = h.store.status(&h.key, &limits).await.unwrap();
+    assert!(status.external.is_empty() && status.external_until.is_none());
+    // Bad limits: a typed error, nothing held.
+    let bad = Limits::new().rpm(10).window(Duration::ZERO);
+    assert!(matches!(
+        h.store
+            .hold_external(&h.key, &bad, &rpm_used(9, secs(5)))
+            .await,
+        Err(Error::InvalidNumber { .. })
+    ));
+    assert!(h
+        .store
+        .status(&h.key, &limits)
+        .await
+        .unwrap()
+        .external
+        .is_empty());
+}
+
+/// A token bucket is filled up to the level the provider reports, and then
+/// refills as the provider's does; a lower report changes nothing.
+pub async fn a_token_bucket_is_set_to_the_providers_level(h: Harness) {
+    let limits = Limits::new()
+        .tpm(1000)
+        .window(secs(10))
+        .guard(ms(200))
+        .window_kind(WindowKind::TokenBucket);
+    let usage = |used| ExternalUsage {
+        at: None,
+        used: vec![(Dimension::Tpm, used)],
+        reset: secs(10),
+    };
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &usage(900))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Tpm, 900)]);
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &usage(500))
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    // 900 in use of a burst of 980: 200 more fit in 1.2 s.
+    let now = h.clock.now();
+    let r = reserve(&h, &limits, Cost::tokens(200)).await;
+    assert_eq!(r.slot, now.saturating_add(ms(1200)));
+}
+
+/// Limits of record: written and read back as they were; invalid limits
+/// are refused and change nothing.
+pub async fn limits_of_record_round_trip(h: Harness) {
+    assert_eq!(h.store.limits_record(&h.key).await.unwrap(), None);
+    let mut record = LimitsRecord::new(Limits::new().rpm(100).tpm(8000), h.clock.now());
+    record.calibrated.push((Dimension::Tpm, 4000));
+    h.store.put_limits_record(&h.key, &record).await.unwrap();
+    assert_eq!(
+        h.store.limits_record(&h.key).await.unwrap(),
+        Some(record.clone())
+    );
+    let bad = LimitsRecord::new(Limits::new().window(Duration::ZERO), h.clock.now());
+    assert!(h.store.put_limits_record(&h.key, &bad).await.is_err());
+    assert_eq!(h.store.limits_record(&h.key).await.unwrap(), Some(record));
+}
+
+/// A limit one limiter learns from the provider reaches every limiter of
+/// the key within the refresh; one configured otherwise is told.
+pub async fn calibrated_limits_reach_every_limiter(h: Harness) {
+    let configured = Limits::new().rpm(100).tpm(10_000).window(secs(10));
+    let a = h.limiter(configured);
+    let b = h.limiter(configured);
+    a.acquire(Cost::tokens(100)).await.unwrap();
+    b.acquire(Cost::tokens(100)).await.unwrap();
+    let observed = a
+        .observe(&ProviderReport::default().limit(Dimension::Tpm, 5000))
+        .await
+        .unwrap();
+    assert_eq!(observed.changed, [(Dimension::Tpm, 10_000, 5000)]);
+    assert_eq!(a.limits().tpm, 5000);
+    assert_eq!(a.configured_limits().tpm, 10_000);
+    // The same report again changes nothing.
+    let again = a
+        .observe(&ProviderReport::default().limit(Dimension::Tpm, 5000))
+        .await
+        .unwrap();
+    assert!(again.changed.is_empty());
+    // B reads the record again after the refresh (1 s).
+    assert_eq!(b.limits().tpm, 10_000);
+    h.advance(secs(2)).await;
+    let status = b.status().await.unwrap();
+    assert_eq!(b.limits().tpm, 5000);
+    assert_eq!(status.calibrated, [(Dimension::Tpm, 5000)]);
+    assert_eq!(status.get(Dimension::Tpm).unwrap().limit, 5000);
+    assert!(!status.configured_differs);
+    // A limiter configured otherwise is told, and still gets the calibration.
+    let c = h.limiter(Limits::new().rpm(50).tpm(20_000).window(secs(10)));
+    let status = c.status().await.unwrap();
+    assert!(status.configured_differs);
+    assert_eq!(c.limits().tpm, 5000);
+    assert_eq!(c.limits().rpm, 50);
+}
+
+/// What remains, as the provider reports it, is held as external usage
+/// when it is less than the store's own accounting leaves.
+pub async fn observed_remaining_holds_external_usage(h: Harness) {
+    let limits = Limits::new().rpm(10).window(secs(10)).guard(ms(100));
+    let limiter = h.limiter(limits);
+    let p = limiter.acquire(Cost::request()).await.unwrap();
+    h.advance(secs(1)).await;
+    // The provider, a second after our call: limit 10, 3 remaining (ours
+    // 1, someone else's 6). (Counted at the call's own slot, the call would
+    // be taken for someone else's too: the store's count leaves out the
+    // time bucket being filled, on the safe side.)
+    let report = ProviderReport::default()
+        .limit(Dimension::Rpm, 10)
+        .remaining(Dimension::Rpm, 3, secs(4))
+        .counted_at(p.slot().saturating_add(secs(1)));
+    let observed = limiter.observe(&report).await.unwrap();
+    assert!(observed.changed.is_empty());
+    assert_eq!(observed.external, [(Dimension::Rpm, 6)]);
+    let status = limiter.status().await.unwrap();
+    assert_eq!(status.external, [(Dimension::Rpm, 6)]);
+}
