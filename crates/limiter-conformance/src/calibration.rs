@@ -14,45 +14,63 @@ fn rpm_used(used: u64, reset: Duration) -> ExternalUsage {
 }
 
 /// What the provider counts beyond the store's own count (the reservations
-/// of time buckets that ended by the report) is held until its reset:
-/// admission stops short of the provider's limit, and goes on when the hold
-/// ends; a new report replaces the old hold.
+/// made by the time of the report, to a time bucket), and a quarter more,
+/// is held until the provider's reset: admission stops short of the
+/// provider's limit, and goes on when the hold ends. A higher report raises
+/// the hold at once, a lower one lowers it by a sixteenth of the difference
+/// (at least 1); each renews it.
 pub async fn external_usage_is_held_until_the_reset(h: Harness) {
-    let limits = Limits::new().rpm(10).window(secs(10)).guard(ms(100));
+    let limits = Limits::new().rpm(20).window(secs(10)).guard(ms(100));
     let t0 = h.clock.now();
     reserve(&h, &limits, Cost::request()).await;
     reserve(&h, &limits, Cost::request()).await;
     h.advance(secs(1)).await;
-    // The provider counts 8: our 2 and 6 of someone else's.
+    // The provider counts 10: our 2 and 8 of someone else's.
     let held = h
         .store
-        .hold_external(&h.key, &limits, &rpm_used(8, secs(5)))
+        .hold_external(&h.key, &limits, &rpm_used(10, secs(5)))
         .await
         .unwrap();
-    assert_eq!(held, [(Dimension::Rpm, 6)]);
+    assert_eq!(held, [(Dimension::Rpm, 10)], "8 and a quarter more");
     let status = h.store.status(&h.key, &limits).await.unwrap();
-    assert_eq!(status.external, [(Dimension::Rpm, 6)]);
+    assert_eq!(status.external, [(Dimension::Rpm, 10)]);
     assert_eq!(status.external_until, Some(t0.saturating_add(secs(6))));
     assert_eq!(
         status.get(Dimension::Rpm).unwrap().used,
         2,
         "external usage is not ours"
     );
-    // Room for 2 more; the next waits for the hold to end, not for ours.
+    // Room for 8 more; the next waits for room beside the hold (which
+    // stands for use that goes on): until our first two leave the window.
     let now = h.clock.now();
-    assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
-    assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
+    for _ in 0..8 {
+        assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
+    }
     let r = reserve(&h, &limits, Cost::request()).await;
-    assert_eq!(r.slot, t0.saturating_add(secs(6)));
-    // A later report replaces the hold (here: nobody else any more; the
-    // store counts what ended by then, so wait for the last bucket to end).
+    let exact = t0.saturating_add(secs(10) + ms(100));
+    assert!(
+        r.slot >= exact && r.slot <= exact.saturating_add(bucket_width(secs(10), ms(100))),
+        "{:?}",
+        r.slot
+    );
+    // A lower report (nobody else any more) lowers the hold by a sixteenth
+    // of the difference, and renews it.
     h.advance(secs(1)).await;
     let held = h
         .store
-        .hold_external(&h.key, &limits, &rpm_used(4, secs(5)))
+        .hold_external(&h.key, &limits, &rpm_used(10, secs(5)))
         .await
         .unwrap();
-    assert!(held.is_empty(), "{held:?}");
+    assert_eq!(held, [(Dimension::Rpm, 9)]);
+    // A higher one raises it at once.
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &rpm_used(24, secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Rpm, 17)], "(24 - 10) and a quarter more");
+    // Without reports it ends at its time.
+    h.advance(secs(5)).await;
     let status = h.store.status(&h.key, &limits).await.unwrap();
     assert!(status.external.is_empty() && status.external_until.is_none());
     // Bad limits: a typed error, nothing held.
@@ -163,17 +181,20 @@ pub async fn observed_remaining_holds_external_usage(h: Harness) {
     let limiter = h.limiter(limits);
     let p = limiter.acquire(Cost::request()).await.unwrap();
     h.advance(secs(1)).await;
-    // The provider, a second after our call: limit 10, 3 remaining (ours
-    // 1, someone else's 6). (Counted at the call's own slot, the call would
-    // be taken for someone else's too: the store's count leaves out the
-    // time bucket being filled, on the safe side.)
+    // The provider counted our call and 6 of someone else's: limit 10, 3
+    // remaining; held: 6 and a quarter more.
     let report = ProviderReport::default()
         .limit(Dimension::Rpm, 10)
-        .remaining(Dimension::Rpm, 3, secs(4))
-        .counted_at(p.slot().saturating_add(secs(1)));
+        .remaining(Dimension::Rpm, 3, secs(4));
+    let observed = p.observe(&report).await.unwrap();
+    assert!(observed.changed.is_empty());
+    assert_eq!(observed.external, [(Dimension::Rpm, 7)]);
+    // Reported again a second later, counted then.
+    h.advance(secs(1)).await;
+    let report = report.counted_at(h.clock.now());
     let observed = limiter.observe(&report).await.unwrap();
     assert!(observed.changed.is_empty());
-    assert_eq!(observed.external, [(Dimension::Rpm, 6)]);
+    assert_eq!(observed.external, [(Dimension::Rpm, 7)]);
     let status = limiter.status().await.unwrap();
-    assert_eq!(status.external, [(Dimension::Rpm, 6)]);
+    assert_eq!(status.external, [(Dimension::Rpm, 7)]);
 }

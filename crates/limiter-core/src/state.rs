@@ -143,6 +143,11 @@ struct Ring {
     /// Non-empty buckets by index (`slot / g`).
     sums: BTreeMap<u64, [u64; DIMS]>,
     totals: [u64; DIMS],
+    /// Buckets dropped within the last span, oldest first, kept (by the
+    /// per-window ring only) to tell what the ring held at an instant of the
+    /// recent past ([`Ring::counted_before`]).
+    #[serde(default)]
+    expired: VecDeque<(u64, [u64; DIMS])>,
 }
 
 impl Ring {
@@ -159,6 +164,7 @@ impl Ring {
             return;
         }
         let old = std::mem::take(&mut self.sums);
+        self.expired.clear();
         let old_g = self.g;
         let saturated = self.totals.map(|t| t >= SATURATED);
         self.g = g;
@@ -183,8 +189,9 @@ impl Ring {
         self.sums.keys().next().copied()
     }
 
-    /// Drops the buckets that no longer count at `now`.
-    fn prune(&mut self, now: u64, span: u64) {
+    /// Drops the buckets that no longer count at `now` (keeping them for a
+    /// span in `expired` when `history`).
+    fn prune(&mut self, now: u64, span: u64, history: bool) {
         while let Some(b) = self.first() {
             if self.expiry(b, span) > now {
                 break;
@@ -193,6 +200,15 @@ impl Ring {
             for (t, v) in self.totals.iter_mut().zip(s) {
                 *t = sat_sub(*t, v);
             }
+            if history {
+                self.expired.push_back((b, s));
+            }
+        }
+        while let Some(&(b, _)) = self.expired.front() {
+            if self.expiry(b, span).saturating_add(span) > now {
+                break;
+            }
+            self.expired.pop_front();
         }
         if self.sums.is_empty() {
             self.totals = [0; DIMS];
@@ -256,8 +272,10 @@ impl Ring {
     }
 
     /// The earliest instant `≥ from` at which the window has room for `a`
-    /// under `limits` (0 = off), with `hold` (amounts counted until an
-    /// instant, as one more bucket) on top.
+    /// under `limits` (0 = off), with `hold` (amounts held until an instant)
+    /// on top. The hold stands for usage that goes on (a client outside the
+    /// fleet): it counts at every later instant, not only until its end,
+    /// unless nothing fits beside it; then the request waits for its end.
     fn earliest(
         &self,
         from: u64,
@@ -271,7 +289,7 @@ impl Ring {
         };
         let mut t = self.totals;
         let (held, until) = hold;
-        let mut holding = until > from && held.iter().any(|&h| h > 0);
+        let holding = until > from && held.iter().any(|&h| h > 0);
         if holding {
             for d in 0..DIMS {
                 t[d] = sat_add(t[d], held[d]);
@@ -284,17 +302,6 @@ impl Ring {
         let mut at = from;
         for (&b, sums) in &self.sums {
             let e = self.expiry(b, span);
-            if holding && until <= e {
-                // The hold stops counting before this bucket does.
-                if fits(&t) {
-                    return at;
-                }
-                for d in 0..DIMS {
-                    t[d] = sat_sub(t[d], held[d]);
-                }
-                at = at.max(until);
-                holding = false;
-            }
             if e > from && fits(&t) {
                 return at;
             }
@@ -311,17 +318,20 @@ impl Ring {
         at
     }
 
-    /// What the reservations with a slot before `at` that still count at
-    /// `at` hold: the buckets that end by `at` and have not expired (the
-    /// bucket holding `at` is left out, so that the count is never more
-    /// than the provider could have seen).
+    /// What the reservations with a slot up to `at` that still counted at
+    /// `at` hold, to the precision of a bucket: the buckets that start by
+    /// `at` and had not expired then, those dropped since included (`at` at
+    /// most a span ago). (A bucket's reservations share their count, so
+    /// those of `at`'s bucket made after `at`, at most one bucket's worth,
+    /// count too.)
     fn counted_before(&self, at: u64, span: u64) -> [u64; DIMS] {
         let mut out = [0; DIMS];
         if self.g == 0 {
             return out;
         }
-        for (&b, sums) in self.sums.range(..at / self.g) {
-            if self.expiry(b, span) > at {
+        let live = self.sums.range(..=at / self.g);
+        for (b, sums) in self.expired.iter().map(|(b, s)| (b, s)).chain(live) {
+            if *b <= at / self.g && self.expiry(*b, span) > at {
                 for d in 0..DIMS {
                     out[d] = sat_add(out[d], sums[d]);
                 }
@@ -614,9 +624,9 @@ impl KeyState {
         self.window.fit(w);
         self.second.fit(s);
         self.day_ring.fit(d);
-        self.window.prune(now, w);
-        self.second.prune(now, s);
-        self.day_ring.prune(now, d);
+        self.window.prune(now, w, true);
+        self.second.prune(now, s, false);
+        self.day_ring.prune(now, d, false);
         if let Some((today, _)) = calendar_day(p, now) {
             self.days.prune(today);
         }
@@ -961,19 +971,36 @@ impl KeyState {
         match p.kind {
             WindowKind::Rolling => {
                 let (w, _, _) = p.spans;
-                let ours = self.window.counted_before(at, w);
+                // The ring remembers the last span only: an older report is
+                // read as of a span ago (what still counted then, on the
+                // safe side).
+                let at = at.max(now_us.saturating_sub(w));
+                // Ours as the provider counts: over its window, without the
+                // guard band.
+                let ours = self.window.counted_before(at, p.window_us);
                 for d in 0..DIMS {
                     if let Some(used) = reported[d] {
-                        out[d] = used.min(SATURATED).saturating_sub(ours[d]);
+                        let ext = used.min(SATURATED).saturating_sub(ours[d]);
+                        // A quarter more: the outside client's use varies
+                        // between two reports.
+                        out[d] = (ext + ext / 4).min(SATURATED);
                     }
                 }
                 let reset = u64::try_from(usage.reset.as_micros()).unwrap_or(u64::MAX);
+                let until = now_us.saturating_add(reset.min(w)).min(HORIZON);
+                // Up at once, down by a sixteenth of the difference per report: the
+                // outside client's use comes and goes between reports, and
+                // the hold never lapses while reports keep coming.
+                if self.external_until > now_us {
+                    for d in 0..DIMS {
+                        let old = self.external[d];
+                        if out[d] < old {
+                            out[d] = old - (old - out[d]).div_ceil(16);
+                        }
+                    }
+                }
                 self.external = out;
-                self.external_until = if out == [0; DIMS] {
-                    0
-                } else {
-                    now_us.saturating_add(reset.min(w)).min(HORIZON)
-                };
+                self.external_until = if out == [0; DIMS] { 0 } else { until };
             }
             WindowKind::TokenBucket => {
                 for d in 0..DIMS {

@@ -2,10 +2,12 @@
 
 /// How a limiter key maps to Redis keys.
 ///
-/// A limiter key `K` under prefix `P` lives in five Redis keys: `{P:K}:s`
-/// (a hash: the state), `{P:K}:q` (a sorted set: the waiting slots) and
+/// A limiter key `K` under prefix `P` lives in six Redis keys: `{P:K}:s`
+/// (a hash: the state), `{P:K}:q` (a sorted set: the waiting slots),
 /// `{P:K}:bw`, `:bs`, `:bd` (sorted sets: the occupied time buckets of the
-/// rolling windows). Its concurrency leases live in four more
+/// rolling windows) and `{P:K}:bx` (a sorted set: the per-window buckets
+/// dropped within the last window, for calibration); its limits of record
+/// are in `{P:K}:rec` (a string). Its concurrency leases live in four more
 /// ([`lease_keys`](Self::lease_keys)): `{P:K}:l` (a sorted set: the leases
 /// held, by expiry), `{P:K}:lw` and `{P:K}:ld` (sorted sets: the waiters'
 /// tickets by id, that is in queue order, and by deadline) and `{P:K}:lc` (a
@@ -46,11 +48,12 @@ impl KeyLayout {
         &self.prefix
     }
 
-    /// The Redis keys of `key`: the state hash, the queue, and the bucket
-    /// indexes of its three rolling windows.
-    pub fn keys(&self, key: &str) -> [String; 5] {
+    /// The Redis keys of `key`: the state hash, the queue, the bucket
+    /// indexes of its three rolling windows, and those of the per-window
+    /// buckets dropped within the last span.
+    pub fn keys(&self, key: &str) -> [String; 6] {
         let tag = self.tag(key);
-        ["s", "q", "bw", "bs", "bd"].map(|k| format!("{tag}:{k}"))
+        ["s", "q", "bw", "bs", "bd", "bx"].map(|k| format!("{tag}:{k}"))
     }
 
     /// The Redis keys of `key`'s concurrency leases: the leases held, the

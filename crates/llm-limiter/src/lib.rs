@@ -5,9 +5,9 @@ pub use limiter_core::*;
 
 // Reading providers' answers and model-priority fallback (`limiter-models`).
 pub use limiter_models::{
-    until_next_month_utc, until_pacific_midnight, AnthropicUsage, GeminiUsage, HttpError,
-    ModelRefusal, OpenAiUsage, Pushback, RateLimitError, RefusalReason, RetryHint, Routed, Router,
-    RouterBuilder, RouterError,
+    report_from_headers, until_next_month_utc, until_pacific_midnight, AnthropicUsage, GeminiUsage,
+    HttpError, ModelRefusal, OpenAiUsage, Pushback, RateLimitError, RefusalReason, RetryHint,
+    Routed, Router, RouterBuilder, RouterError,
 };
 
 /// Parsing of the retry delays providers send with a rate-limit answer.

@@ -5,8 +5,17 @@
 //! The simulated provider knows nothing of the limiter. It meters the time
 //! each call *arrives* (after a random network delay) in an exact log, and
 //! answers 429 to any call that would put more than a limit into any window
-//! of `--window` seconds; it then answers after a random latency. The same
-//! workload is then run without the limiter for contrast.
+//! of `--window` seconds; it then answers after a random latency, with
+//! OpenAI-style `x-ratelimit-*` headers (its limits, what remains, when its
+//! window is clear). The same workload is then run without the limiter for
+//! contrast.
+//!
+//! `--provider-quota F` gives the provider F times the limits the limiter
+//! is configured with (an account on another tier than configured), and
+//! `--external-load F` adds a client outside the fleet that uses a fraction
+//! F of the provider's quota: the workers feed the headers back
+//! (`Permit::observe`), so the limiter adopts the real limits and leaves
+//! room for the outside client.
 //!
 //! With `--store redis` the limiter's state and the provider's log both live
 //! in one Redis (the provider's clock is then the server's), and
@@ -27,7 +36,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_limiter::{
-    Cost, Dimension, Error, Limiter, Limits, MemoryStore, RedisStore, Store, Timestamp,
+    report_from_headers, Cost, Dimension, Error, Limiter, Limits, MemoryStore, RedisStore, Store,
+    Timestamp,
 };
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -109,6 +119,16 @@ struct Args {
     /// delay plus wake-up lateness (and, with Redis, the round trip).
     #[arg(long, default_value_t = 60)]
     guard_ms: u64,
+    /// The provider's real limits as a multiple of the configured ones.
+    #[arg(long, default_value_t = 1.0)]
+    provider_quota: f64,
+    /// A client outside the fleet uses this fraction of the provider's
+    /// quota (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    external_load: f64,
+    /// Do not feed the provider's headers back to the limiter.
+    #[arg(long)]
+    no_calibration: bool,
     /// Skip the run without the limiter.
     #[arg(long)]
     no_baseline: bool,
@@ -146,7 +166,8 @@ struct Meter {
 }
 
 impl Meter {
-    fn new(window: Duration, limits: &Limits) -> Self {
+    /// The provider's meter: `limits` times `quota`.
+    fn new(window: Duration, limits: &Limits, quota: f64) -> Self {
         let limits = [
             Dimension::Rpm,
             Dimension::Tpm,
@@ -154,13 +175,35 @@ impl Meter {
             Dimension::OutputTpm,
         ]
         .into_iter()
-        .map(|d| (d, limits.get(d)))
+        .map(|d| (d, (limits.get(d) as f64 * quota).round() as u64))
         .filter(|(_, l)| *l > 0)
         .collect();
         Meter {
             window_us: window.as_micros() as u64,
             limits,
         }
+    }
+
+    /// The response's `x-ratelimit-*` headers, from the totals after the
+    /// call: limits and what remains of requests and combined tokens, the
+    /// window as the time until it is clear.
+    fn headers(&self, totals: &[u64]) -> Vec<(String, String)> {
+        let reset = format!("{}ms", self.window_us / 1000);
+        let mut out = Vec::new();
+        for ((d, limit), used) in self.limits.iter().zip(totals) {
+            let what = match d {
+                Dimension::Rpm => "requests",
+                Dimension::Tpm => "tokens",
+                _ => continue,
+            };
+            out.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
+            out.push((
+                format!("x-ratelimit-remaining-{what}"),
+                limit.saturating_sub(*used).to_string(),
+            ));
+            out.push((format!("x-ratelimit-reset-{what}"), reset.clone()));
+        }
+        out
     }
 
     fn amounts(&self, input: u64, output: u64) -> Vec<u64> {
@@ -186,8 +229,18 @@ struct LocalProvider {
 struct LocalLog {
     log: VecDeque<(u64, Vec<u64>)>,
     totals: Vec<u64>,
-    accepted: Vec<(u64, Vec<u64>)>,
-    rejected: u64,
+    accepted: Vec<Arrival>,
+    rejected: Vec<(u64, bool)>,
+}
+
+/// An accepted call: when, its amounts, and whether the outside client
+/// sent it.
+type Arrival = (u64, Vec<u64>, bool);
+
+/// The provider's answer to one call.
+struct Answer {
+    ok: bool,
+    headers: Vec<(String, String)>,
 }
 
 /// The provider in Redis, on the server's clock: one script call per
@@ -202,7 +255,9 @@ const PROVIDER_LUA: &str = r#"
 -- A strict provider: an exact log of arrival times; 429 when any window
 -- of ARGV[1] µs ending now (both ends in) would exceed a limit.
 -- KEYS: log (zset seq->t), amounts (hash seq->csv), totals (hash),
---       accepted (list "t,a1,a2,.."), rejected (counter)
+--       accepted (list "t,src,a1,a2,.."), rejected (list "t,src")
+-- ARGV: window, k, limits (k), amounts (k), source (0 fleet, 1 outside)
+-- -> {ok, total1..totalk} (the totals after the call)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local w = tonumber(ARGV[1])
@@ -218,13 +273,20 @@ for _, seq in ipairs(old) do
   redis.call('HDEL', KEYS[2], seq)
   redis.call('ZREM', KEYS[1], seq)
 end
+local src = ARGV[3 + 2 * k]
+local function totals(ok)
+  local out = { ok }
+  for i = 1, k do out[i + 1] = tonumber(redis.call('HGET', KEYS[3], i)) or 0 end
+  return out
+end
 for i = 1, k do
   local lim = tonumber(ARGV[2 + i])
   local amt = tonumber(ARGV[2 + k + i])
   local tot = tonumber(redis.call('HGET', KEYS[3], i)) or 0
   if tot + amt > lim then
-    redis.call('INCR', KEYS[5])
-    return 0
+    redis.call('RPUSH', KEYS[5], string.format('%.0f', now) .. ',' .. src)
+    redis.call('PEXPIRE', KEYS[5], 3600000)
+    return totals(0)
   end
 end
 local parts = {}
@@ -236,10 +298,10 @@ end
 local seq = redis.call('INCR', KEYS[3] .. ':seq')
 redis.call('ZADD', KEYS[1], string.format('%.0f', now), seq)
 redis.call('HSET', KEYS[2], seq, table.concat(parts, ','))
-redis.call('RPUSH', KEYS[4], string.format('%.0f', now) .. ',' .. table.concat(parts, ','))
-for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], 3600000) end
+redis.call('RPUSH', KEYS[4], string.format('%.0f', now) .. ',' .. src .. ',' .. table.concat(parts, ','))
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], 3600000) end
 redis.call('PEXPIRE', KEYS[3] .. ':seq', 3600000)
-return 1
+return totals(1)
 "#;
 
 impl RedisProvider {
@@ -250,7 +312,7 @@ impl RedisProvider {
             .collect()
     }
 
-    async fn arrive(&self, input: u64, output: u64) -> Result<bool, String> {
+    async fn arrive(&self, input: u64, output: u64, outside: bool) -> Result<Answer, String> {
         let script = redis::Script::new(PROVIDER_LUA);
         let mut call = script.prepare_invoke();
         for k in self.keys() {
@@ -263,15 +325,22 @@ impl RedisProvider {
         for a in self.meter.amounts(input, output) {
             call.arg(a);
         }
+        call.arg(u8::from(outside));
         let mut conn = self.conn.clone();
-        let ok: i64 = call
+        let reply: Vec<u64> = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(ok == 1)
+        let Some((ok, totals)) = reply.split_first() else {
+            return Err("empty reply from the provider".into());
+        };
+        Ok(Answer {
+            ok: *ok == 1,
+            headers: self.meter.headers(totals),
+        })
     }
 
-    async fn log(&self) -> Result<(Vec<(u64, Vec<u64>)>, u64), String> {
+    async fn log(&self) -> Result<(Vec<Arrival>, Vec<(u64, bool)>), String> {
         let keys = self.keys();
         let mut conn = self.conn.clone();
         let acc: Vec<String> = redis::cmd("LRANGE")
@@ -281,8 +350,10 @@ impl RedisProvider {
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        let rej: Option<u64> = redis::cmd("GET")
+        let rej: Vec<String> = redis::cmd("LRANGE")
             .arg(&keys[4])
+            .arg(0)
+            .arg(-1)
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
@@ -291,10 +362,18 @@ impl RedisProvider {
             .filter_map(|line| {
                 let mut v = line.split(',').map(|x| x.parse::<u64>().ok());
                 let t = v.next()??;
-                Some((t, v.collect::<Option<Vec<u64>>>()?))
+                let outside = v.next()?? == 1;
+                Some((t, v.collect::<Option<Vec<u64>>>()?, outside))
             })
             .collect();
-        Ok((log, rej.unwrap_or(0)))
+        let rejected = rej
+            .iter()
+            .filter_map(|line| {
+                let (t, src) = line.split_once(',')?;
+                Some((t.parse().ok()?, src == "1"))
+            })
+            .collect();
+        Ok((log, rejected))
     }
 }
 
@@ -306,25 +385,29 @@ impl Provider {
         }
     }
 
-    /// A call arrives now: accepted, or 429.
-    async fn arrive(&self, input: u64, charged_output: u64) -> bool {
+    /// A call arrives now (from the outside client when `outside`):
+    /// accepted, or 429; with the response's headers.
+    async fn arrive(&self, input: u64, charged_output: u64, outside: bool) -> Answer {
         match self {
-            Provider::Local(p) => p.arrive(input, charged_output),
-            Provider::Redis(p) => match p.arrive(input, charged_output).await {
-                Ok(ok) => ok,
+            Provider::Local(p) => p.arrive(input, charged_output, outside),
+            Provider::Redis(p) => match p.arrive(input, charged_output, outside).await {
+                Ok(answer) => answer,
                 Err(e) => {
                     eprintln!("provider unreachable: {e}");
-                    false
+                    Answer {
+                        ok: false,
+                        headers: Vec::new(),
+                    }
                 }
             },
         }
     }
 
-    async fn log(&self) -> (Vec<(u64, Vec<u64>)>, u64) {
+    async fn log(&self) -> (Vec<Arrival>, Vec<(u64, bool)>) {
         match self {
             Provider::Local(p) => {
                 let s = p.state.lock();
-                (s.accepted.clone(), s.rejected)
+                (s.accepted.clone(), s.rejected.clone())
             }
             Provider::Redis(p) => p.log().await.unwrap_or_else(|e| {
                 eprintln!("cannot read the provider's log: {e}");
@@ -335,7 +418,7 @@ impl Provider {
 }
 
 impl LocalProvider {
-    fn arrive(&self, input: u64, charged_output: u64) -> bool {
+    fn arrive(&self, input: u64, charged_output: u64, outside: bool) -> Answer {
         let now = Timestamp::now_system().as_micros();
         let a = self.meter.amounts(input, charged_output);
         let mut s = self.state.lock();
@@ -360,22 +443,30 @@ impl LocalProvider {
             .zip(&a)
             .all(|(((_, l), t), v)| t + v <= *l);
         if !fits {
-            s.rejected += 1;
-            return false;
+            s.rejected.push((now, outside));
+            return Answer {
+                ok: false,
+                headers: self.meter.headers(&s.totals),
+            };
         }
         for (tot, v) in s.totals.iter_mut().zip(&a) {
             *tot += v;
         }
         s.log.push_back((now, a.clone()));
-        s.accepted.push((now, a));
-        true
+        s.accepted.push((now, a, outside));
+        Answer {
+            ok: true,
+            headers: self.meter.headers(&s.totals),
+        }
     }
 }
 
 #[derive(Debug, Serialize)]
 struct LimitUse {
     limit: &'static str,
+    /// The provider's limit per window.
     per_window: u64,
+    /// What the fleet used of what the outside client left of it.
     utilisation: f64,
 }
 
@@ -383,6 +474,11 @@ struct LimitUse {
 struct RunSummary {
     calls: u64,
     rejected_429: u64,
+    /// The fleet's 429s from one window after the start on.
+    rejected_429_after_first_window: u64,
+    /// Calls of the client outside the fleet, and its 429s.
+    outside_calls: u64,
+    outside_rejected_429: u64,
     utilisation: f64,
     binding_limit: Option<&'static str>,
     limits: Vec<LimitUse>,
@@ -401,6 +497,9 @@ struct Summary {
     window_s: f64,
     guard_ms: u64,
     metering: Metering,
+    provider_quota: f64,
+    external_load: f64,
+    calibration: bool,
     calls: u64,
     rejected_429: u64,
     utilisation: f64,
@@ -436,6 +535,7 @@ struct Shared {
     args: Args,
     provider: Provider,
     calls: AtomicU64,
+    outside_calls: AtomicU64,
     cancelled: AtomicU64,
     waits_ms: Mutex<Vec<f64>>,
 }
@@ -493,9 +593,23 @@ async fn worker(
             Metering::Reserved => max_tokens,
             Metering::Actual => actual_output,
         };
-        let ok = shared.provider.arrive(input, charged).await;
+        let answer = shared.provider.arrive(input, charged, false).await;
+        let ok = answer.ok;
         shared.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(if ok { latency } else { net }).await;
+        // What the README recommends: feed the response's headers back.
+        if let (Some(p), false) = (&permit, args.no_calibration) {
+            let headers = answer.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let report = report_from_headers(headers, Timestamp::now_system());
+            match p.observe(&report).await {
+                Err(e) => eprintln!("worker {id}: observe failed: {e}"),
+                Ok(o) if std::env::var("SIM_DEBUG").is_ok() => eprintln!(
+                    "observe {:?} used {:?} -> {o:?}",
+                    report.counted_at, report.remaining
+                ),
+                Ok(_) => {}
+            }
+        }
         if let (Some(p), true, Metering::Actual) = (&permit, ok, args.metering) {
             if let Err(e) = p.adjust(Cost::split(input, actual_output)).await {
                 eprintln!("worker {id}: adjust failed: {e}");
@@ -506,6 +620,74 @@ async fn worker(
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..250))).await;
         }
     }
+}
+
+/// The tokio instant of a system time in µs since the epoch.
+fn instant_at(us: u64) -> tokio::time::Instant {
+    let now = Timestamp::now_system().as_micros();
+    let t = tokio::time::Instant::now();
+    if us >= now {
+        t + Duration::from_micros(us - now)
+    } else {
+        t.checked_sub(Duration::from_micros(now - us)).unwrap_or(t)
+    }
+}
+
+/// The client outside the fleet: calls at a steady rate that uses
+/// `--external-load` of the provider's binding limit, with the workers'
+/// sizes, without a limiter (its 429s are its own). It is already running
+/// when the fleet starts: it starts one window before the run, at
+/// `start_us` less the window, and stops with the run.
+async fn outside_client(provider: &Provider, args: &Args, start_us: u64) -> u64 {
+    if args.external_load <= 0.0 {
+        return 0;
+    }
+    let window_us = (args.window * 1e6) as u64;
+    let begin = instant_at(start_us.saturating_sub(window_us));
+    let deadline = instant_at(start_us + (args.duration * 1e6) as u64);
+    tokio::time::sleep_until(begin).await;
+    let mean = |r: &[u64]| (r[0] + r[1]) as f64 / 2.0;
+    let input = mean(&args.input_tokens);
+    let output = match args.metering {
+        Metering::Reserved => mean(&args.max_tokens),
+        Metering::Actual => mean(&args.max_tokens) * 5.0 / 8.0,
+    };
+    let meter = provider.meter();
+    // Calls per window each limit allows; the least binds.
+    let calls = meter
+        .limits
+        .iter()
+        .map(|(d, l)| {
+            let per_call = match d {
+                Dimension::Rpm => 1.0,
+                Dimension::Tpm => input + output,
+                Dimension::InputTpm => input,
+                _ => output,
+            };
+            *l as f64 / per_call
+        })
+        .fold(f64::INFINITY, f64::min);
+    let per_window = calls * args.external_load;
+    if !(per_window.is_finite() && per_window > 0.0) {
+        return 0;
+    }
+    let every = Duration::from_secs_f64(args.window / per_window);
+    let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
+    let mut sent = 0;
+    let mut next = begin;
+    while next < deadline {
+        tokio::time::sleep_until(next).await;
+        let input = uniform(&mut rng, &args.input_tokens);
+        let max_tokens = uniform(&mut rng, &args.max_tokens);
+        let charged = match args.metering {
+            Metering::Reserved => max_tokens,
+            Metering::Actual => rng.gen_range(max_tokens / 4..=max_tokens),
+        };
+        provider.arrive(input, charged, true).await;
+        sent += 1;
+        next += every;
+    }
+    sent
 }
 
 fn limits_of(args: &Args) -> Limits {
@@ -533,7 +715,11 @@ async fn redis_conn(args: &Args) -> redis::aio::MultiplexedConnection {
 }
 
 async fn provider(args: &Args, run: &str) -> Provider {
-    let meter = Meter::new(Duration::from_secs_f64(args.window), &limits_of(args));
+    let meter = Meter::new(
+        Duration::from_secs_f64(args.window),
+        &limits_of(args),
+        args.provider_quota,
+    );
     match args.store {
         StoreKind::Memory => Provider::Local(LocalProvider {
             meter,
@@ -580,6 +766,7 @@ async fn run_here(
         args: args.clone(),
         provider: provider(args, run).await,
         calls: AtomicU64::new(0),
+        outside_calls: AtomicU64::new(0),
         cancelled: AtomicU64::new(0),
         waits_ms: Mutex::new(Vec::new()),
     });
@@ -588,6 +775,15 @@ async fn run_here(
     } else {
         None
     };
+    // The outside client runs beside the workers of a single process (with
+    // several processes, the parent runs it), from a window before them.
+    let outside = (args.child.is_none()).then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let sent = outside_client(&shared.provider, &shared.args, start_us).await;
+            shared.outside_calls.fetch_add(sent, Ordering::Relaxed);
+        })
+    });
     // Start together with the other processes.
     let now = Timestamp::now_system().as_micros();
     if start_us > now {
@@ -618,6 +814,9 @@ async fn run_here(
         }
     }
     for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = outside {
         let _ = t.await;
     }
     if let Some(bar) = &bar {
@@ -676,7 +875,12 @@ async fn run(args: &Args, limited: bool, label: &str) -> RunSummary {
         std::process::id(),
         Timestamp::now_system().as_micros()
     );
-    let start_us = Timestamp::now_system().as_micros() + 1_500_000;
+    // Time to start every process; and with an outside client, a window
+    // more, for it to be running when the fleet starts.
+    let mut start_us = Timestamp::now_system().as_micros() + 1_500_000;
+    if args.external_load > 0.0 {
+        start_us += (args.window * 1e6) as u64;
+    }
     let provider_view;
     let report = if args.processes > 1 {
         if !args.json {
@@ -685,8 +889,9 @@ async fn run(args: &Args, limited: bool, label: &str) -> RunSummary {
                 args.processes, args.workers
             );
         }
-        let r = run_children(args, &run, limited, start_us).await;
         provider_view = provider(args, &run).await;
+        let outside = outside_client(&provider_view, args, start_us);
+        let (r, _) = tokio::join!(run_children(args, &run, limited, start_us), outside);
         r
     } else {
         let (shared, _) = run_here(args, &run, limited, 0, args.workers, start_us, label).await;
@@ -702,12 +907,11 @@ async fn run(args: &Args, limited: bool, label: &str) -> RunSummary {
         r
     };
     let end_us = start_us + Duration::from_secs_f64(args.duration).as_micros() as u64;
-    summarise(&provider_view, args, report, start_us, end_us).await
+    summarise(&provider_view, report, start_us, end_us).await
 }
 
 async fn summarise(
     provider: &Provider,
-    args: &Args,
     report: ChildReport,
     start_us: u64,
     end_us: u64,
@@ -718,21 +922,28 @@ async fn summarise(
     // burst is free capacity any client gets) to the end.
     let from = start_us + meter.window_us;
     let span = end_us.saturating_sub(from).max(1) as f64;
-    let limits = limits_of(args);
     let mut uses = Vec::new();
     for (i, (d, l)) in meter.limits.iter().enumerate() {
-        let consumed: u64 = accepted
-            .iter()
-            .filter(|(t, _)| *t >= from && *t < end_us)
-            .map(|(_, a)| a[i])
-            .sum();
-        let capacity = *l as f64 * span / meter.window_us as f64;
+        let in_span = |outside: bool| -> u64 {
+            accepted
+                .iter()
+                .filter(|(t, _, o)| *t >= from && *t < end_us && *o == outside)
+                .map(|(_, a, _)| a[i])
+                .sum()
+        };
+        // The provider's capacity over the span, less what the outside
+        // client took of it.
+        let capacity = *l as f64 * span / meter.window_us as f64 - in_span(true) as f64;
         uses.push(LimitUse {
             limit: d.name(),
-            per_window: limits.get(*d),
-            utilisation: consumed as f64 / capacity,
+            per_window: *l,
+            utilisation: in_span(false) as f64 / capacity.max(1.0),
         });
     }
+    let fleet_rejected = rejected.iter().filter(|(_, o)| !*o).count() as u64;
+    let late_rejected = rejected.iter().filter(|(t, o)| !*o && *t >= from).count() as u64;
+    let outside_rejected = rejected.iter().filter(|(_, o)| *o).count() as u64;
+    let outside_calls = accepted.iter().filter(|(_, _, o)| *o).count() as u64 + outside_rejected;
     let binding = uses
         .iter()
         .max_by(|a, b| a.utilisation.total_cmp(&b.utilisation));
@@ -740,7 +951,10 @@ async fn summarise(
     waits.sort_by(f64::total_cmp);
     RunSummary {
         calls: report.calls,
-        rejected_429: rejected,
+        rejected_429: fleet_rejected,
+        rejected_429_after_first_window: late_rejected,
+        outside_calls,
+        outside_rejected_429: outside_rejected,
         utilisation: binding.map_or(0.0, |b| b.utilisation),
         binding_limit: binding.map(|b| b.limit),
         wait_p50_ms: percentile(&waits, 0.5),
@@ -776,13 +990,31 @@ fn check_args(args: &Args) -> Result<(), String> {
     if args.processes > args.workers {
         return Err("--processes must not exceed --workers".into());
     }
+    if !(args.provider_quota.is_finite()
+        && args.provider_quota > 0.0
+        && args.provider_quota <= 100.0)
+    {
+        return Err("--provider-quota must be a factor in (0, 100]".into());
+    }
+    if !(args.external_load.is_finite() && (0.0..1.0).contains(&args.external_load)) {
+        return Err("--external-load must be a fraction in [0, 1)".into());
+    }
     Ok(())
 }
 
 fn print_run(name: &str, r: &RunSummary) {
     println!("{name}");
     println!("  calls sent         {:>10}", r.calls);
-    println!("  429 answers        {:>10}", r.rejected_429);
+    println!(
+        "  429 answers        {:>10}  ({} after the first window)",
+        r.rejected_429, r.rejected_429_after_first_window
+    );
+    if r.outside_calls > 0 {
+        println!(
+            "  outside client     {:>10}  calls, {} answered 429",
+            r.outside_calls, r.outside_rejected_429
+        );
+    }
     for u in &r.limits {
         println!(
             "  {:<18} {:>9.1}%  of {} per window{}",
@@ -849,6 +1081,9 @@ async fn main() {
         window_s: args.window,
         guard_ms: args.guard_ms,
         metering: args.metering,
+        provider_quota: args.provider_quota,
+        external_load: args.external_load,
+        calibration: !args.no_calibration,
         calls: limited.calls,
         rejected_429: limited.rejected_429,
         utilisation: limited.utilisation,

@@ -9,6 +9,8 @@
 -- KEYS[1]  hash: the key's state     KEYS[2]  sorted set: waiting slots
 -- KEYS[3..5]  sorted sets: the non-empty buckets of the per-window,
 --             per-second and rolling-day windows (member = score = index)
+-- KEYS[6]  sorted set: the per-window buckets dropped within the last span
+--          (fields 'x:<index>'), to count what the window held a moment ago
 local H, Q = KEYS[1], KEYS[2]
 local BUCKETS = 128
 local DIMS = 5
@@ -123,6 +125,7 @@ local function ring(p, z, gi, ti, fi)
   return { p = p, z = z, g = mv(gi), tot = tot, f = mv(fi) }
 end
 local W = ring('w', KEYS[3], S_WIDTH_W, S_TOTALS_W, S_FIRST_W)
+W.hz = KEYS[6]
 local SEC = ring('s', KEYS[4], S_WIDTH_S, S_TOTALS_S, S_FIRST_S)
 local DR = ring('d', KEYS[5], S_WIDTH_D, S_TOTALS_D, S_FIRST_D)
 -- Keys that got their first member in this call (they need a TTL).
@@ -183,6 +186,11 @@ local function fit(r, span)
   local idx, vals = all(r)
   for i = 1, #idx do redis.call('HDEL', H, field(r, idx[i])) end
   redis.call('DEL', r.z)
+  if r.hz then
+    local old = redis.call('ZRANGE', r.hz, 0, -1)
+    for i = 1, #old do redis.call('HDEL', H, 'x:' .. old[i]) end
+    redis.call('DEL', r.hz)
+  end
   local old_g = r.g
   r.g = g
   local was = {}
@@ -212,6 +220,23 @@ local function prune(r, t, span)
     end
     redis.call('HDEL', H, unpack(fields))
     redis.call('ZREMRANGEBYSCORE', r.z, '-inf', fmt(last))
+    if r.hz then
+      -- Kept a span more, then dropped for good.
+      local kept, scored = {}, {}
+      for i, b in ipairs(idx) do
+        kept[2 * i - 1] = 'x:' .. b; kept[2 * i] = vals[i]
+        scored[2 * i - 1] = b; scored[2 * i] = b
+      end
+      redis.call('HSET', H, unpack(kept))
+      if redis.call('ZADD', r.hz, unpack(scored)) > 0 then fresh[r.hz] = true end
+      local gone = idiv(t - 2 * span, r.g) - 1
+      local old = redis.call('ZRANGEBYSCORE', r.hz, '-inf', fmt(gone))
+      if #old > 0 then
+        for i = 1, #old do old[i] = 'x:' .. old[i] end
+        redis.call('HDEL', H, unpack(old))
+        redis.call('ZREMRANGEBYSCORE', r.hz, '-inf', fmt(gone))
+      end
+    end
   end
   local f = redis.call('ZRANGE', r.z, 0, 0)
   if f[1] then r.f = tonumber(f[1]) else for d = 1, DIMS do r.tot[d] = 0 end end
@@ -257,12 +282,6 @@ local function rearliest(r, from, span, a, lim, hold, hold_to)
   local idx, vals = all(r)
   for i = 1, #idx do
     local e = expiry(r, idx[i], span)
-    if holding and hold_to <= e then
-      if fits() then return at end
-      for d = 1, DIMS do t[d] = sat_sub(t[d], hold[d]) end
-      at = math.max(at, hold_to)
-      holding = false
-    end
     if e > from and fits() then return at end
     for d = 1, DIMS do t[d] = sat_sub(t[d], vals[i][d]) end
     at = math.max(at, e)
@@ -271,22 +290,27 @@ local function rearliest(r, from, span, a, lim, hold, hold_to)
   return at
 end
 
--- What the reservations with a slot before `at` that still count at `at`
--- hold: the buckets that end by `at` and have not expired.
+-- What the reservations with a slot up to `at` that still count at `at`
+-- hold, to the precision of a bucket: the buckets that start by `at` and
+-- have not expired.
 local function counted_before(r, at, span)
   local out = { 0, 0, 0, 0, 0 }
-  if r.g == 0 or empty(r) then return out end
-  local hi = idiv(at, r.g) - 1
+  if r.g == 0 then return out end
+  local hi = idiv(at, r.g)
   local lo = idiv(at - span, r.g) - 1
-  local idx = redis.call('ZRANGEBYSCORE', r.z, '(' .. fmt(lo), fmt(hi))
-  if #idx == 0 then return out end
-  local fields = {}
-  for i, b in ipairs(idx) do fields[i] = r.p .. ':' .. b end
-  local vals = redis.call('HMGET', H, unpack(fields))
-  for i = 1, #vals do
-    local v = unpack_n(vals[i], DIMS)
-    for d = 1, DIMS do out[d] = sat_add(out[d], v[d]) end
+  local function add(z, prefix)
+    local idx = redis.call('ZRANGEBYSCORE', z, '(' .. fmt(lo), fmt(hi))
+    if #idx == 0 then return end
+    local fields = {}
+    for i, b in ipairs(idx) do fields[i] = prefix .. b end
+    local vals = redis.call('HMGET', H, unpack(fields))
+    for i = 1, #vals do
+      local v = unpack_n(vals[i], DIMS)
+      for d = 1, DIMS do out[d] = sat_add(out[d], v[d]) end
+    end
   end
+  add(r.z, r.p .. ':')
+  if r.hz then add(r.hz, 'x:') end
   return out
 end
 
@@ -513,7 +537,7 @@ local function save()
   if st.xp < needed then
     st.xp = needed + P.keep
     local ttl = math.ceil((st.xp - now) / 1000)
-    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+    for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
   else
     local ttl = math.ceil((st.xp - now) / 1000)
     for key in pairs(fresh) do redis.call('PEXPIRE', key, ttl) end

@@ -10,11 +10,25 @@ for d = 1, DIMS do used[d] = n(A_OP + d) end
 local reset = n(A_OP + 6)
 local out = { 0, 0, 0, 0, 0 }
 if not P.bucket then
-  local ours = counted_before(W, at, P.span_w)
+  -- The window remembers the last span only.
+  at = math.max(at, now - P.span_w)
+  -- Ours as the provider counts: over its window, without the guard band.
+  local ours = counted_before(W, at, P.window)
   local any = false
   for d = 1, DIMS do
     if used[d] >= 0 then
-      out[d] = math.max(math.min(used[d], SAT) - ours[d], 0)
+      -- A quarter more: the outside client's use varies between two reports.
+      local ext = math.max(math.min(used[d], SAT) - ours[d], 0)
+      out[d] = math.min(ext + idiv(ext, 4), SAT)
+      if out[d] > 0 then any = true end
+    end
+  end
+  -- Up at once, down by a sixteenth of the difference per report: the outside
+  -- client's use comes and goes between reports, and the hold never lapses
+  -- while reports keep coming.
+  if st.xu > now then
+    for d = 1, DIMS do
+      if out[d] < EXT[d] then out[d] = EXT[d] - idiv(EXT[d] - out[d] + 15, 16) end
       if out[d] > 0 then any = true end
     end
   end
