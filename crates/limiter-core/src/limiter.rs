@@ -1,6 +1,7 @@
 //! [`Limiter`], [`Permit`] and the blocking wrapper.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,14 +22,17 @@ struct Inner {
     clock: Arc<dyn Clock>,
     calibration: Calibration,
     record: Mutex<RecordCache>,
+    /// The limits in force: `limits` with the record's calibration.
+    effective: RwLock<Limits>,
+    /// When the record is to be read again (the clock's µs), so that the
+    /// check per call is one atomic load.
+    next_read: AtomicU64,
 }
 
 /// This process's copy of the key's limits of record.
 #[derive(Debug, Default)]
 struct RecordCache {
     record: Option<LimitsRecord>,
-    /// When the record was last read from the store (local clock).
-    read_at: Option<Timestamp>,
     /// Whether the configured limits differ from the record's.
     differs: bool,
     /// When external usage was last sent to the store (local clock).
@@ -141,6 +145,8 @@ impl LimiterBuilder {
                 clock,
                 calibration: self.calibration,
                 record: Mutex::new(RecordCache::default()),
+                effective: RwLock::new(self.limits),
+                next_read: AtomicU64::new(0),
             }),
         })
     }
@@ -180,14 +186,18 @@ impl Limiter {
     /// reported put in their place ([`Limiter::observe`], the key's
     /// [`LimitsRecord`]), each at most the calibration's ceiling.
     pub fn limits(&self) -> Limits {
+        *self.inner.effective.read()
+    }
+
+    /// Puts the limits in force together again from the configured ones
+    /// and the record (with `cache` locked by the caller).
+    fn recompute(&self, cache: &RecordCache) {
         let configured = *self.inner.limits.read();
-        if !self.inner.calibration.enabled {
-            return configured;
-        }
-        match &self.inner.record.lock().record {
-            Some(r) => r.apply(configured, self.inner.calibration.ceiling.as_ref()),
-            None => configured,
-        }
+        let effective = match (&cache.record, self.inner.calibration.enabled) {
+            (Some(r), true) => r.apply(configured, self.inner.calibration.ceiling.as_ref()),
+            _ => configured,
+        };
+        *self.inner.effective.write() = effective;
     }
 
     /// The limits this limiter was configured with (or last given
@@ -210,6 +220,8 @@ impl Limiter {
     pub fn set_limits(&self, limits: Limits) -> Result<()> {
         limits.validate()?;
         *self.inner.limits.write() = limits;
+        let cache = self.inner.record.lock();
+        self.recompute(&cache);
         Ok(())
     }
 
@@ -246,14 +258,14 @@ impl Limiter {
     /// As [`acquire`](Self::acquire), but a wait is the `Err(NotUntil)`
     /// inside `Ok`.
     pub async fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
-        self.refresh_record().await;
         let limits = self.limits();
-        match self
+        let decision = self
             .inner
             .store
             .reserve(&self.inner.key, &limits, &cost, Some(Duration::ZERO))
-            .await?
-        {
+            .await?;
+        self.refresh_record(Some(decision_now(&decision))).await;
+        match decision {
             Decision::Reserved(r) => Ok(Ok(Permit {
                 limiter: self.clone(),
                 record: r.record,
@@ -267,13 +279,15 @@ impl Limiter {
     }
 
     async fn acquire_inner(&self, cost: Cost, max_wait: Option<Duration>) -> Result<Permit> {
-        self.refresh_record().await;
         let limits = self.limits();
         let decision = self
             .inner
             .store
             .reserve(&self.inner.key, &limits, &cost, max_wait)
             .await?;
+        // The store's "now" tells when the record is due again: no clock
+        // read of its own per call.
+        self.refresh_record(Some(decision_now(&decision))).await;
         let r = match decision {
             Decision::Reserved(r) => r,
             Decision::Denied(denied) => {
@@ -338,7 +352,7 @@ impl Limiter {
     /// # Errors
     /// [`Error::Store`].
     pub async fn status(&self) -> Result<Status> {
-        self.refresh_record().await;
+        self.refresh_record(None).await;
         let limits = self.limits();
         let mut status = self.inner.store.status(&self.inner.key, &limits).await?;
         let cache = self.inner.record.lock();
@@ -352,22 +366,33 @@ impl Limiter {
     }
 
     /// Reads the key's limits of record again when the copy is older than
-    /// the calibration's refresh; writes one from the configured limits
-    /// when the key has none. Store faults leave the copy as it is.
-    async fn refresh_record(&self) {
+    /// the calibration's refresh at `now` (the store's, from a reply; else
+    /// the clock's); writes one from the configured limits when the key has
+    /// none. Store faults leave the copy as it is.
+    async fn refresh_record(&self, now: Option<Timestamp>) {
         if !self.inner.calibration.enabled {
             return;
         }
-        let now = self.inner.clock.now();
-        {
-            let cache = self.inner.record.lock();
-            if let Some(at) = cache.read_at {
-                if now.duration_since(at) < self.inner.calibration.refresh {
-                    return;
-                }
-            }
+        let now = now.unwrap_or_else(|| self.inner.clock.now());
+        let next = self.inner.next_read.load(Ordering::Relaxed);
+        if now.as_micros() < next {
+            return;
         }
-        self.inner.record.lock().read_at = Some(now);
+        let refresh = u64::try_from(self.inner.calibration.refresh.as_micros()).unwrap_or(u64::MAX);
+        // One caller reads; the others go on with the copy they have.
+        if self
+            .inner
+            .next_read
+            .compare_exchange(
+                next,
+                now.as_micros().saturating_add(refresh),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
         let key = &self.inner.key;
         let configured = self.configured_limits();
         let record = match self.inner.store.limits_record(key).await {
@@ -404,6 +429,7 @@ impl Limiter {
         }
         cache.differs = differs;
         cache.record = Some(record);
+        self.recompute(&cache);
     }
 
     /// Takes the provider's word on this key, from what one of its
@@ -476,6 +502,7 @@ impl Limiter {
                 self.inner.store.put_limits_record(key, &record).await?;
                 let mut cache = self.inner.record.lock();
                 cache.record = Some(record);
+                self.recompute(&cache);
             } else {
                 out.changed.clear();
             }
@@ -549,6 +576,14 @@ impl Limiter {
     #[deprecated(since = "0.2.0", note = "renamed `cooldown_end`")]
     pub async fn cooldown(&self) -> Result<Option<Timestamp>> {
         self.cooldown_end().await
+    }
+}
+
+/// The store's "now" of a decision.
+fn decision_now(d: &Decision) -> Timestamp {
+    match d {
+        Decision::Reserved(r) => r.now,
+        Decision::Denied(n) => n.now,
     }
 }
 
