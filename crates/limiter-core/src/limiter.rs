@@ -420,12 +420,12 @@ impl Limiter {
                  processes sharing a key should configure the same limits"
             );
         }
-        if cache.record.as_ref().map(|r| &r.calibrated) != Some(&record.calibrated) {
-            if let Some(old) = &cache.record {
-                if old.calibrated != record.calibrated {
-                    tracing::info!(key = %key, calibrated = ?record.calibrated, "limits calibrated by another process");
-                }
-            }
+        if cache
+            .record
+            .as_ref()
+            .is_some_and(|old| old.calibrated != record.calibrated)
+        {
+            tracing::info!(key = %key, calibrated = ?record.calibrated, "limits calibrated by another process");
         }
         cache.differs = differs;
         cache.record = Some(record);
