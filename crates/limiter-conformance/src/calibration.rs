@@ -13,6 +13,15 @@ fn rpm_used(used: u64, reset: Duration) -> ExternalUsage {
     }
 }
 
+/// Reports that the provider counts `used` requests in its window, which
+/// clears in 5 s; what the store then holds.
+async fn hold(h: &Harness, limits: &Limits, used: u64) -> Vec<(Dimension, u64)> {
+    h.store
+        .hold_external(&h.key, limits, &rpm_used(used, secs(5)))
+        .await
+        .unwrap()
+}
+
 /// What the provider counts beyond the store's own count (the reservations
 /// made by the time of the report, to a time bucket), and a quarter more,
 /// is held until the provider's reset: admission stops short of the
@@ -26,11 +35,7 @@ pub async fn external_usage_is_held_until_the_reset(h: Harness) {
     reserve(&h, &limits, Cost::request()).await;
     h.advance(secs(1)).await;
     // The provider counts 10: our 2 and 8 of someone else's.
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &rpm_used(10, secs(5)))
-        .await
-        .unwrap();
+    let held = hold(&h, &limits, 10).await;
     assert_eq!(held, [(Dimension::Rpm, 10)], "8 and a quarter more");
     let status = h.store.status(&h.key, &limits).await.unwrap();
     assert_eq!(status.external, [(Dimension::Rpm, 10)]);
@@ -56,18 +61,10 @@ pub async fn external_usage_is_held_until_the_reset(h: Harness) {
     // A lower report (nobody else any more) lowers the hold by a sixteenth
     // of the difference, and renews it.
     h.advance(secs(1)).await;
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &rpm_used(10, secs(5)))
-        .await
-        .unwrap();
+    let held = hold(&h, &limits, 10).await;
     assert_eq!(held, [(Dimension::Rpm, 9)]);
     // A higher one raises it at once.
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &rpm_used(24, secs(5)))
-        .await
-        .unwrap();
+    let held = hold(&h, &limits, 24).await;
     assert_eq!(held, [(Dimension::Rpm, 17)], "(24 - 10) and a quarter more");
     // Without reports it ends at its time.
     h.advance(secs(5)).await;

@@ -342,33 +342,37 @@ async fn admission_case(
     )
 }
 
-#[test]
-fn redis_scripts_decide_exactly_as_the_core_state_machine() {
+/// Runs `cases` (start, first limits, second limits, operations) against a
+/// fresh Redis store on a settable clock and the core, one key per case
+/// under `prefix`; `default_cases` without `PROPTEST_CASES`.
+fn run_admission(
+    prefix: &str,
+    default_cases: u32,
+    cases: impl Strategy<Value = (u64, Limits, Limits, Vec<Op>)>,
+) {
     let clock = StepClock::default();
     let Rig {
         server: _server,
         rt,
         store,
         mut runner,
-    } = rig(clock.clone(), 64);
+    } = rig(clock.clone(), default_cases);
     let n = AtomicU64::new(0);
     runner
-        .run(
-            &(limits(), limits(), proptest::collection::vec(op(), 1..80)),
-            |(first, second, ops)| {
-                let key = format!("diff:{}", n.fetch_add(1, Ordering::Relaxed));
-                rt.block_on(admission_case(
-                    &*store,
-                    &clock,
-                    &key,
-                    JAN_2026_US,
-                    first,
-                    second,
-                    &ops,
-                ))
-            },
-        )
+        .run(&cases, |(start, first, second, ops)| {
+            let key = format!("{prefix}:{}", n.fetch_add(1, Ordering::Relaxed));
+            rt.block_on(admission_case(
+                &*store, &clock, &key, start, first, second, &ops,
+            ))
+        })
         .unwrap();
+}
+
+#[test]
+fn redis_scripts_decide_exactly_as_the_core_state_machine() {
+    let cases = (limits(), limits(), proptest::collection::vec(op(), 1..80))
+        .prop_map(|(first, second, ops)| (JAN_2026_US, first, second, ops));
+    run_admission("diff", 64, cases);
 }
 
 /// 2026-01-01T00:00:00Z in µs.
@@ -529,18 +533,7 @@ fn any_op() -> impl Strategy<Value = Op> {
 
 #[test]
 fn redis_scripts_decide_as_the_core_over_the_whole_valid_range() {
-    let clock = StepClock::default();
-    let Rig {
-        server: _server,
-        rt,
-        store,
-        mut runner,
-    } = rig(clock.clone(), 128);
-    let n = AtomicU64::new(0);
     let horizon = Timestamp::HORIZON.as_micros();
-    // In 2026 (now and then shortly before a change of offset), shortly
-    // before the horizon (slots and buckets reach past it), or just past it
-    // (refused).
     // Every change of offset of the named zones in 2026.
     let changes: Vec<u64> = NAMES
         .iter()
@@ -552,6 +545,9 @@ fn redis_scripts_decide_as_the_core_over_the_whole_valid_range() {
             c.into_iter().map(|(at, _)| at as u64)
         })
         .collect();
+    // In 2026 (now and then shortly before a change of offset), shortly
+    // before the horizon (slots and buckets reach past it), or just past it
+    // (refused).
     let start = prop_oneof![
         2 => log_uniform(40).prop_map(|d| JAN_2026_US + d),
         2 => (0u64..366 * 86_400_000_000).prop_map(|d| JAN_2026_US + d),
@@ -560,22 +556,13 @@ fn redis_scripts_decide_as_the_core_over_the_whole_valid_range() {
         2 => log_uniform(38).prop_map(move |d| horizon - d),
         1 => (1u64..1_000).prop_map(move |d| horizon + d),
     ];
-    runner
-        .run(
-            &(
-                start,
-                any_limits(),
-                any_limits(),
-                proptest::collection::vec(any_op(), 1..60),
-            ),
-            |(start, first, second, ops)| {
-                let key = format!("range:{}", n.fetch_add(1, Ordering::Relaxed));
-                rt.block_on(admission_case(
-                    &*store, &clock, &key, start, first, second, &ops,
-                ))
-            },
-        )
-        .unwrap();
+    let cases = (
+        start,
+        any_limits(),
+        any_limits(),
+        proptest::collection::vec(any_op(), 1..60),
+    );
+    run_admission("range", 128, cases);
 }
 
 /// A clock for the lease differential that may also step back (time must

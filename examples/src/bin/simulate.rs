@@ -601,13 +601,8 @@ async fn worker(
         if let (Some(p), false) = (&permit, args.no_calibration) {
             let headers = answer.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             let report = report_from_headers(headers, Timestamp::now_system());
-            match p.observe(&report).await {
-                Err(e) => eprintln!("worker {id}: observe failed: {e}"),
-                Ok(o) if std::env::var("SIM_DEBUG").is_ok() => eprintln!(
-                    "observe {:?} used {:?} -> {o:?}",
-                    report.counted_at, report.remaining
-                ),
-                Ok(_) => {}
+            if let Err(e) = p.observe(&report).await {
+                eprintln!("worker {id}: observe failed: {e}");
             }
         }
         if let (Some(p), true, Metering::Actual) = (&permit, ok, args.metering) {
