@@ -14,60 +14,81 @@ fn rpm_used(used: u64, reset: Duration) -> ExternalUsage {
 }
 
 /// Reports that the provider counts `used` requests in its window, which
-/// clears in 5 s; what the store then holds.
+/// clears in 10 s; what the store then holds.
 async fn hold(h: &Harness, limits: &Limits, used: u64) -> Vec<(Dimension, u64)> {
     h.store
-        .hold_external(&h.key, limits, &rpm_used(used, secs(5)))
+        .hold_external(&h.key, limits, &rpm_used(used, secs(10)))
         .await
         .unwrap()
 }
 
 /// What the provider counts beyond the store's own count (the reservations
-/// made by the time of the report, to a time bucket), and a quarter more,
+/// made by the time of the report, to a time bucket), and a sixteenth more,
 /// is held until the provider's reset: admission stops short of the
-/// provider's limit, and goes on when the hold ends. A higher report raises
-/// the hold at once, a lower one lowers it by a sixteenth of the difference
-/// (at least 1); each renews it.
+/// provider's limit, and goes on when the hold ends. The hold is the
+/// largest such estimate of this period of two windows (`now / 2 window`)
+/// and the last: a higher report raises it at once, a lower one lowers it
+/// only once a whole period has passed; each renews it.
 pub async fn external_usage_is_held_until_the_reset(h: Harness) {
-    let limits = Limits::new().rpm(20).window(secs(10)).guard(ms(100));
+    let window = secs(10);
+    let limits = Limits::new().rpm(40).window(window).guard(ms(100));
+    // At the start of a period.
+    let into = h.clock.now().as_micros() % 20_000_000;
+    h.advance(Duration::from_micros(20_000_000 - into)).await;
     let t0 = h.clock.now();
     reserve(&h, &limits, Cost::request()).await;
     reserve(&h, &limits, Cost::request()).await;
     h.advance(secs(1)).await;
-    // The provider counts 10: our 2 and 8 of someone else's.
-    let held = hold(&h, &limits, 10).await;
-    assert_eq!(held, [(Dimension::Rpm, 10)], "8 and a quarter more");
+    // The provider counts 18: our 2 and 16 of someone else's.
+    let held = hold(&h, &limits, 18).await;
+    assert_eq!(held, [(Dimension::Rpm, 17)], "16 and a sixteenth more");
     let status = h.store.status(&h.key, &limits).await.unwrap();
-    assert_eq!(status.external, [(Dimension::Rpm, 10)]);
-    assert_eq!(status.external_until, Some(t0.saturating_add(secs(6))));
+    assert_eq!(status.external, [(Dimension::Rpm, 17)]);
+    assert_eq!(status.external_until, Some(t0.saturating_add(secs(11))));
     assert_eq!(
         status.get(Dimension::Rpm).unwrap().used,
         2,
         "external usage is not ours"
     );
-    // Room for 8 more; the next waits for room beside the hold (which
+    // Room for 21 more; the next waits for room beside the hold (which
     // stands for use that goes on): until our first two leave the window.
     let now = h.clock.now();
-    for _ in 0..8 {
+    for _ in 0..21 {
         assert_eq!(reserve(&h, &limits, Cost::request()).await.slot, now);
     }
     let r = reserve(&h, &limits, Cost::request()).await;
-    let exact = t0.saturating_add(secs(10) + ms(100));
+    let exact = t0.saturating_add(window + ms(100));
     assert!(
-        r.slot >= exact && r.slot <= exact.saturating_add(bucket_width(secs(10), ms(100))),
+        r.slot >= exact && r.slot <= exact.saturating_add(bucket_width(window, ms(100))),
         "{:?}",
         r.slot
     );
-    // A lower report (nobody else any more) lowers the hold by a sixteenth
-    // of the difference, and renews it.
+    // Ours is 23 now. A lower report in the same period leaves the hold.
     h.advance(secs(1)).await;
-    let held = hold(&h, &limits, 10).await;
-    assert_eq!(held, [(Dimension::Rpm, 9)]);
+    assert_eq!(hold(&h, &limits, 25).await, [(Dimension::Rpm, 17)]);
     // A higher one raises it at once.
-    let held = hold(&h, &limits, 24).await;
-    assert_eq!(held, [(Dimension::Rpm, 17)], "(24 - 10) and a quarter more");
+    let held = hold(&h, &limits, 43).await;
+    assert_eq!(
+        held,
+        [(Dimension::Rpm, 21)],
+        "(43 - 23) and a sixteenth more"
+    );
+    // Ours 22 (the first two have left): still the period's largest.
+    h.advance(secs(9)).await;
+    assert_eq!(hold(&h, &limits, 26).await, [(Dimension::Rpm, 21)]);
+    // In the next period (ours 0) a low report finds the last period's
+    // largest, and so through the period.
+    h.advance(ms(9500)).await;
+    assert_eq!(hold(&h, &limits, 4).await, [(Dimension::Rpm, 21)]);
+    h.advance(ms(9500)).await;
+    assert_eq!(hold(&h, &limits, 4).await, [(Dimension::Rpm, 21)]);
+    h.advance(ms(9400)).await;
+    assert_eq!(hold(&h, &limits, 4).await, [(Dimension::Rpm, 21)]);
+    // A period later the hold is what this period and the last saw.
+    h.advance(ms(600)).await;
+    assert_eq!(hold(&h, &limits, 4).await, [(Dimension::Rpm, 4)]);
     // Without reports it ends at its time.
-    h.advance(secs(5)).await;
+    h.advance(secs(11)).await;
     let status = h.store.status(&h.key, &limits).await.unwrap();
     assert!(status.external.is_empty() && status.external_until.is_none());
     // Bad limits: a typed error, nothing held.
@@ -179,19 +200,19 @@ pub async fn observed_remaining_holds_external_usage(h: Harness) {
     let p = limiter.acquire(Cost::request()).await.unwrap();
     h.advance(secs(1)).await;
     // The provider counted our call and 6 of someone else's: limit 10, 3
-    // remaining; held: 6 and a quarter more.
+    // remaining; held: 6 (a sixteenth more is nothing yet).
     let report = ProviderReport::default()
         .limit(Dimension::Rpm, 10)
         .remaining(Dimension::Rpm, 3, secs(4));
     let observed = p.observe(&report).await.unwrap();
     assert!(observed.changed.is_empty());
-    assert_eq!(observed.external, [(Dimension::Rpm, 7)]);
+    assert_eq!(observed.external, [(Dimension::Rpm, 6)]);
     // Reported again a second later, counted then.
     h.advance(secs(1)).await;
     let report = report.counted_at(h.clock.now());
     let observed = limiter.observe(&report).await.unwrap();
     assert!(observed.changed.is_empty());
-    assert_eq!(observed.external, [(Dimension::Rpm, 7)]);
+    assert_eq!(observed.external, [(Dimension::Rpm, 6)]);
     let status = limiter.status().await.unwrap();
-    assert_eq!(status.external, [(Dimension::Rpm, 7)]);
+    assert_eq!(status.external, [(Dimension::Rpm, 6)]);
 }

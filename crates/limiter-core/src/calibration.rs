@@ -124,7 +124,11 @@ pub struct Calibration {
     /// process reaches the others.
     pub refresh: Duration,
     /// The shortest time between two external-usage updates of one limiter
-    /// (reports in between only update the limits).
+    /// (reports in between only update the limits). By default none: every
+    /// report reaches the store (one store call per response), which the
+    /// hold needs in bursts, where most reports read low and one read
+    /// right is worth having. Raise it to spare the store on busy keys, at
+    /// some cost in how soon outside use is seen.
     pub min_interval: Duration,
 }
 
@@ -134,7 +138,7 @@ impl Default for Calibration {
             enabled: true,
             ceiling: None,
             refresh: Duration::from_secs(1),
-            min_interval: Duration::from_millis(100),
+            min_interval: Duration::ZERO,
         }
     }
 }

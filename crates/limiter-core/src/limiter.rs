@@ -442,7 +442,7 @@ impl Limiter {
     ///   record, for every process; each change is logged.
     /// - What remains, when the provider counts more than the store does,
     ///   is held as external usage until the provider's reset (at most once
-    ///   per [`Calibration::min_interval`]).
+    ///   per [`Calibration::min_interval`], by default on every report).
     ///
     /// ```
     /// use std::time::Duration;

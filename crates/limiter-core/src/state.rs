@@ -127,6 +127,10 @@ pub const IN_DAY_RING: u8 = 4;
 pub const IN_CALENDAR: u8 = 8;
 /// A record's bit: counted in the token buckets.
 pub const IN_BUCKETS: u8 = 16;
+
+/// The outside usage held is the estimate from the provider's report and
+/// `1 / EXTERNAL_MARGIN` more, for what it varies by between two reports.
+pub const EXTERNAL_MARGIN: u64 = 16;
 /// A record's bit: counted for the calendar day after its slot's too (its
 /// slot is within the guard band before midnight).
 pub const ZONE_NEXT: u8 = 32;
@@ -518,6 +522,13 @@ pub struct KeyState {
     external: [u64; DIMS],
     #[serde(default)]
     external_until: u64,
+    /// The largest estimate of the outside usage reported in the period
+    /// `external_period` (`now / 2 window`): the hold is the largest of
+    /// this period's and the previous one's.
+    #[serde(default)]
+    external_peak: [u64; DIMS],
+    #[serde(default)]
+    external_period: u64,
     /// The latest "now" seen: time never goes back for a key, so that
     /// callers whose clock readings reach it out of order (threads racing
     /// for its lock, a server clock stepped back) cannot break FIFO.
@@ -639,6 +650,7 @@ impl KeyState {
         self.records.trim(now);
         if self.external_until <= now {
             self.external = [0; DIMS];
+            self.external_peak = [0; DIMS];
             self.external_until = 0;
         }
     }
@@ -978,27 +990,42 @@ impl KeyState {
                 // Ours as the provider counts: over its window, without the
                 // guard band.
                 let ours = self.window.counted_before(at, p.window_us);
+                let mut estimate = [0; DIMS];
                 for d in 0..DIMS {
                     if let Some(used) = reported[d] {
                         let ext = used.min(SATURATED).saturating_sub(ours[d]);
-                        // A quarter more: the outside client's use varies
-                        // between two reports.
-                        out[d] = (ext + ext / 4).min(SATURATED);
+                        estimate[d] = (ext + ext / EXTERNAL_MARGIN).min(SATURATED);
                     }
+                }
+                // A report's estimate reads low rather than high: ours
+                // counts reservations the provider had not seen when it
+                // counted (those of a burst slotted with this one but sent
+                // after it, those still on their way, those it refused). So
+                // the hold is the largest estimate of this period of two
+                // windows (`now / 2 window`) and the last: it rises at once
+                // and falls only once a whole period has passed without one
+                // as high. (Two windows: the fleet's reports come in bursts
+                // about a window apart, and the next burst must find the
+                // last one's estimate, wherever the periods begin.)
+                // (A decay per report fails there: the many low reports of
+                // a burst pull it down just when the burst needs it.)
+                let period = now_us / (2 * p.window_us).max(1);
+                if period == self.external_period {
+                    for d in 0..DIMS {
+                        self.external_peak[d] = self.external_peak[d].max(estimate[d]);
+                        out[d] = self.external[d].max(estimate[d]);
+                    }
+                } else {
+                    let next = period == self.external_period + 1;
+                    for d in 0..DIMS {
+                        let before = if next { self.external_peak[d] } else { 0 };
+                        out[d] = before.max(estimate[d]);
+                    }
+                    self.external_peak = estimate;
+                    self.external_period = period;
                 }
                 let reset = u64::try_from(usage.reset.as_micros()).unwrap_or(u64::MAX);
                 let until = now_us.saturating_add(reset.min(w)).min(HORIZON);
-                // Up at once, down by a sixteenth of the difference per report: the
-                // outside client's use comes and goes between reports, and
-                // the hold never lapses while reports keep coming.
-                if self.external_until > now_us {
-                    for d in 0..DIMS {
-                        let old = self.external[d];
-                        if out[d] < old {
-                            out[d] = old - (old - out[d]).div_ceil(16);
-                        }
-                    }
-                }
                 self.external = out;
                 self.external_until = if out == [0; DIMS] { 0 } else { until };
             }

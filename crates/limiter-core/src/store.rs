@@ -201,9 +201,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// of the provider's limit: for each per-window limit `usage` reports,
     /// what the provider counts at `usage.at` less what the store counts
     /// then (reservations whose slot is before it and that still count),
-    /// if more than zero, replacing any earlier hold of `key`, until
-    /// `usage.reset` from the store's now (at most the window plus the guard
-    /// band). A token bucket is instead filled up to the provider's level,
+    /// and a sixteenth more ([`EXTERNAL_MARGIN`](crate::state::EXTERNAL_MARGIN)),
+    /// if more than zero. The hold is the largest of these estimates in
+    /// this period of two windows (the store's now divided by twice the
+    /// window) and the last, and lasts until `usage.reset` from the store's now (at most
+    /// the window plus the guard band). A token bucket is instead filled up to the provider's level,
     /// if the provider's is higher. Returns what is held (for a token
     /// bucket: how much was added), per dimension.
     ///

@@ -76,7 +76,7 @@ pub(crate) mod argv {
 /// Slots of a key's state array (field `m` of its hash), 1-based, as
 /// `common.lua`'s `S_*` locals have them. Only the scripts read and write it;
 /// the names follow `limiter_core::KeyState`'s fields. Runs of five
-/// (`TOTALS_*`, `TAT`, `FULL`, `EXT`) start at the slot given.
+/// (`TOTALS_*`, `TAT`, `FULL`, `EXT`, `EXT_PEAK`) start at the slot given.
 pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("NEXT_ID", 1),
     ("LAST_SLOT", 2),
@@ -103,7 +103,15 @@ pub(crate) const STATE_SLOTS: &[(&str, usize)] = &[
     ("FRONT_EXPIRY", 43),
     ("EXT", 44),
     ("EXT_UNTIL", 49),
+    ("EXT_PEAK", 50),
+    ("EXT_PERIOD", 55),
 ];
+
+/// Constants of `limiter_core::state` the scripts share, as `K_*`.
+pub(crate) const CONSTANTS: &[(&str, u64)] = {
+    use limiter_core::state::{BUCKETS, EXTERNAL_MARGIN};
+    &[("BUCKETS", BUCKETS), ("EXTERNAL_MARGIN", EXTERNAL_MARGIN)]
+};
 
 /// The bits of a record's `counted` field, as `common.lua`'s `C_*` locals
 /// have them: those of `limiter_core::state`.
@@ -123,7 +131,7 @@ pub(crate) const COUNTED_BITS: &[(&str, u8)] = {
 
 /// The number a contract name stands for in a script: `A_*` from
 /// [`argv::LAYOUT`], `S_*` from [`STATE_SLOTS`], `C_*` from
-/// [`COUNTED_BITS`].
+/// [`COUNTED_BITS`], `K_*` from [`CONSTANTS`].
 fn value_of(name: &str) -> Option<u64> {
     let (prefix, rest) = (name.get(..2)?, name.get(2..)?);
     match prefix {
@@ -139,14 +147,15 @@ fn value_of(name: &str) -> Option<u64> {
             .iter()
             .find(|(n, _)| *n == rest)
             .map(|&(_, v)| u64::from(v)),
+        "K_" => CONSTANTS.iter().find(|(n, _)| *n == rest).map(|&(_, v)| v),
         _ => None,
     }
 }
 
-/// Whether `name` has the form of a contract name: `A_`, `S_` or `C_`, then
+/// Whether `name` has the form of a contract name: `A_`, `S_`, `C_` or `K_`, then
 /// capitals, digits and underscores.
 fn is_contract_name(name: &str) -> bool {
-    matches!(name.get(..2), Some("A_" | "S_" | "C_"))
+    matches!(name.get(..2), Some("A_" | "S_" | "C_" | "K_"))
         && name.len() > 2
         && name[2..]
             .bytes()
@@ -264,7 +273,7 @@ mod tests {
         // State: runs of five for the totals, buckets and external usage,
         // one otherwise.
         let width = |name: &str| {
-            if name.starts_with("TOTALS_") || ["TAT", "FULL", "EXT"].contains(&name) {
+            if name.starts_with("TOTALS_") || ["TAT", "FULL", "EXT", "EXT_PEAK"].contains(&name) {
                 5
             } else {
                 1

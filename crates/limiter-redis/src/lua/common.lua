@@ -12,7 +12,7 @@
 -- KEYS[6]  sorted set: the per-window buckets dropped within the last span
 --          (fields 'x:<index>'), to count what the window held a moment ago
 local H, Q = KEYS[1], KEYS[2]
-local BUCKETS = 128
+local BUCKETS = K_BUCKETS
 local DIMS = 5
 local HORIZON, SAT = 4503599627370496, 4503599627370496
 
@@ -109,12 +109,13 @@ local function mv(i) return M[i] or 0 end
 local st = { nr = mv(S_NEXT_ID), ls = mv(S_LAST_SLOT), li = M[S_LAST_ID] or -1, cd = cd,
   yf = mv(S_FIRST_DAY), yn = mv(S_DAYS), rf = mv(S_FIRST_RECORD), rn = mv(S_RECORD_SLOTS),
   rl = mv(S_LIVE_RECORDS), xp = mv(S_KEPT_UNTIL), qn = mv(S_WAITING), rfx = mv(S_FRONT_EXPIRY),
-  xu = mv(S_EXT_UNTIL) }
+  xu = mv(S_EXT_UNTIL), xq = mv(S_EXT_PERIOD) }
 local B = {} -- tat1..5, full1..5
 for i = 1, 2 * DIMS do B[i] = mv(S_TAT + i - 1) end
--- External usage (the provider's count beyond ours), held until st.xu.
-local EXT = {}
-for d = 1, DIMS do EXT[d] = mv(S_EXT + d - 1) end
+-- External usage (the provider's count beyond ours), held until st.xu, and
+-- the largest estimate of it in the period st.xq (of two windows).
+local EXT, XPK = {}, {}
+for d = 1, DIMS do EXT[d] = mv(S_EXT + d - 1); XPK[d] = mv(S_EXT_PEAK + d - 1) end
 -- Time never goes back for a key (a server clock stepped back, or a caller's
 -- clock in test mode), so FIFO holds.
 now = math.max(now, mv(S_LAST_NOW))
@@ -432,7 +433,7 @@ local function advance(t)
   end
   rec_trim(t)
   if st.xu <= t then
-    for d = 1, DIMS do EXT[d] = 0 end
+    for d = 1, DIMS do EXT[d] = 0; XPK[d] = 0 end
     st.xu = 0
   end
 end
@@ -557,5 +558,7 @@ local function save()
   m[S_WAITING] = st.qn; m[S_FRONT_EXPIRY] = st.rfx
   for d = 1, DIMS do m[S_EXT + d - 1] = EXT[d] end
   m[S_EXT_UNTIL] = st.xu
+  for d = 1, DIMS do m[S_EXT_PEAK + d - 1] = XPK[d] end
+  m[S_EXT_PERIOD] = st.xq
   redis.call('HSET', H, 'm', cmsgpack.pack(m))
 end

@@ -14,25 +14,33 @@ if not P.bucket then
   at = math.max(at, now - P.span_w)
   -- Ours as the provider counts: over its window, without the guard band.
   local ours = counted_before(W, at, P.window)
-  local any = false
+  local est = { 0, 0, 0, 0, 0 }
   for d = 1, DIMS do
     if used[d] >= 0 then
-      -- A quarter more: the outside client's use varies between two reports.
+      -- A little more (state::EXTERNAL_MARGIN), for what it varies by between reports.
       local ext = math.max(math.min(used[d], SAT) - ours[d], 0)
-      out[d] = math.min(ext + idiv(ext, 4), SAT)
-      if out[d] > 0 then any = true end
+      est[d] = math.min(ext + idiv(ext, K_EXTERNAL_MARGIN), SAT)
     end
   end
-  -- Up at once, down by a sixteenth of the difference per report: the outside
-  -- client's use comes and goes between reports, and the hold never lapses
-  -- while reports keep coming.
-  if st.xu > now then
+  -- Estimates read low rather than high, so the hold is the largest of this
+  -- period of two windows and the last (state.rs says why).
+  local period = idiv(now, math.max(2 * P.window, 1))
+  if period == st.xq then
     for d = 1, DIMS do
-      if out[d] < EXT[d] then out[d] = EXT[d] - idiv(EXT[d] - out[d] + 15, 16) end
-      if out[d] > 0 then any = true end
+      XPK[d] = math.max(XPK[d], est[d]); out[d] = math.max(EXT[d], est[d])
     end
+  else
+    local nxt = period == st.xq + 1
+    for d = 1, DIMS do
+      out[d] = math.max(nxt and XPK[d] or 0, est[d]); XPK[d] = est[d]
+    end
+    st.xq = period
   end
-  for d = 1, DIMS do EXT[d] = out[d] end
+  local any = false
+  for d = 1, DIMS do
+    EXT[d] = out[d]
+    if out[d] > 0 then any = true end
+  end
   if any then st.xu = math.min(now + math.min(reset, P.span_w), HORIZON) else st.xu = 0 end
 else
   for d = 1, DIMS do
