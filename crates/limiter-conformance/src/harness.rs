@@ -7,8 +7,8 @@ pub(crate) use std::time::Duration;
 
 pub(crate) use limiter_core::{
     Clock, Cost, DayWindow, Decision, Dimension, Error, Lease, LeaseDecision, LeaseId,
-    LeaseRequest, LeaseStore, Limiter, Limits, ManualClock, RecordId, Store, TimeZone, Timestamp,
-    WindowKind,
+    LeaseRequest, LeaseStore, Limiter, Limits, ManualClock, Metering, RecordId, Store, TimeZone,
+    Timestamp, WindowKind,
 };
 
 /// What a check gets: the store under test on a manual clock, and a key no

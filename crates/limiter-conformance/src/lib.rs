@@ -24,7 +24,7 @@
 //! |---|---|
 //! | [`admission`] | work conserving, never over-admitting, FIFO, waiting, contention |
 //! | [`input`] | bad input is a typed error that changes nothing |
-//! | [`settle`](mod@settle) | adjust, refund, cancelled waiters |
+//! | [`settle`](mod@settle) | adjust, refund, cancelled waiters, metering presets |
 //! | [`dimensions`] | split input/output, burndown, images, per-second limits, smoothing |
 //! | [`windows`] | token buckets, calendar days in a time zone, rolling days |
 //! | [`cooldown`] | cooldowns shared through the store |
@@ -117,6 +117,7 @@ macro_rules! conformance_suite {
             adjust_by_record_id_from_another_limiter,
             refund_gives_back,
             dropped_waiter_gives_back,
+            metering_presets_hold_what_the_provider_counts,
         );
         $crate::conformance_suite!(@checks dimensions, conformance_store:
             split_input_output_limits,

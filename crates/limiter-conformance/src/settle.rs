@@ -110,3 +110,57 @@ pub async fn dropped_waiter_gives_back(h: Harness) {
     );
     assert_eq!(r.position, 1);
 }
+
+/// Each metering preset holds what its provider counts: the request as it
+/// arrived (`AtArrival`: settling changes nothing), the usage reported
+/// (`AsUsed`), prompt plus `max_tokens` unweighted and then input plus
+/// output times the burndown (`Burndown`), the prompt only (`InputOnly`).
+pub async fn metering_presets_hold_what_the_provider_counts(h: Harness) {
+    let limits = Limits::new().tpm(10_000).window(secs(10));
+    let tpm_used =
+        |l: Limiter| async move { l.status().await.unwrap().get(Dimension::Tpm).unwrap().used };
+    let with = |key: &str, metering: Metering, limits: Limits| {
+        Limiter::builder(Arc::clone(&h.store), format!("{}-{key}", h.key))
+            .limits(limits)
+            .metering(metering)
+            .build()
+            .unwrap()
+    };
+    let request = Cost::split(1_000, 2_000);
+    let usage = Cost::split(1_000, 300);
+
+    let l = with("arrival", Metering::AtArrival, limits);
+    let p = l.acquire(request).await.unwrap();
+    p.adjust(usage).await.unwrap();
+    p.adjust_output(100).await.unwrap();
+    assert_eq!(p.cost(), request);
+    assert_eq!(tpm_used(l.clone()).await, 3_000, "charged at arrival");
+    l.adjust(p.record_id(), usage).await.unwrap();
+    assert_eq!(tpm_used(l).await, 3_000);
+
+    let l = with("used", Metering::AsUsed, limits);
+    let p = l.acquire(request).await.unwrap();
+    assert_eq!(tpm_used(l.clone()).await, 3_000);
+    p.adjust(usage).await.unwrap();
+    assert_eq!(tpm_used(l).await, 1_300);
+
+    let l = with("burndown", Metering::Burndown, limits.burndown(5.0));
+    let p = l.acquire(request).await.unwrap();
+    assert_eq!(
+        tpm_used(l.clone()).await,
+        3_000,
+        "prompt + max_tokens, unweighted"
+    );
+    p.adjust_output(300).await.unwrap();
+    assert_eq!(tpm_used(l.clone()).await, 2_500, "1,000 + 300 x 5");
+    // More output than max_tokens / 5 is charged beyond the reservation.
+    p.adjust_output(900).await.unwrap();
+    assert_eq!(tpm_used(l).await, 5_500);
+
+    let l = with("input", Metering::InputOnly, limits);
+    let p = l.acquire(request).await.unwrap();
+    assert_eq!(tpm_used(l.clone()).await, 1_000, "the prompt only");
+    p.adjust(Cost::split(1_200, 300)).await.unwrap();
+    assert_eq!(tpm_used(l).await, 1_200);
+    assert_eq!(p.cost(), Cost::tokens(1_200));
+}

@@ -65,6 +65,7 @@ mod error;
 pub mod lease;
 mod limiter;
 mod limits;
+pub mod metering;
 mod record;
 mod resilient;
 pub mod state;
@@ -80,6 +81,7 @@ pub use lease::{
 };
 pub use limiter::{BlockingLimiter, Limiter, LimiterBuilder, Observed, Permit};
 pub use limits::{Amounts, Cost, DayWindow, Dimension, Limits, Plan, WindowKind, MAX_AMOUNT};
+pub use metering::Metering;
 pub use resilient::{
     Degradation, RecordOrigin, ResilientStore, ResilientStoreBuilder, RetryPolicy,
 };

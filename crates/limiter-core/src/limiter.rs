@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::calibration::{Calibration, ExternalUsage, LimitsRecord, ProviderReport, CALIBRATED};
 use crate::error::{Error, Result};
 use crate::limits::{Cost, Dimension, Limits, MAX_AMOUNT};
+use crate::metering::Metering;
 use crate::store::{CooldownEnd, Decision, NotUntil, RecordId, Status, Store};
 use crate::time::{Clock, Timestamp};
 
@@ -21,6 +22,7 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     calibration: Calibration,
+    metering: Metering,
     record: Mutex<RecordCache>,
     /// The limits in force: `limits` with the record's calibration.
     effective: RwLock<Limits>,
@@ -95,6 +97,7 @@ pub struct LimiterBuilder {
     limits: Limits,
     max_wait: Option<Duration>,
     calibration: Calibration,
+    metering: Metering,
 }
 
 impl LimiterBuilder {
@@ -122,6 +125,31 @@ impl LimiterBuilder {
         self
     }
 
+    /// Sets how the key's provider counts a call's tokens, and so what
+    /// [`Limiter::acquire`] holds and what a settlement changes
+    /// ([`Metering`]; by default [`Metering::AsUsed`]).
+    ///
+    /// ```
+    /// use limiter_core::{Cost, Limiter, Limits, Metering};
+    /// use limiter_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> limiter_core::Result<()> {
+    /// // Gemini: tokens per minute count the prompt only.
+    /// let limiter = Limiter::builder(MemoryStore::new(), "gemini-2.5-flash")
+    ///     .limits(Limits::new().rpm(10).tpm(250_000))
+    ///     .metering(Metering::InputOnly)
+    ///     .build()?;
+    /// let permit = limiter.acquire(Cost::split(1_000, 8_192)).await?;
+    /// assert_eq!(permit.cost(), Cost::tokens(1_000));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn metering(mut self, metering: Metering) -> Self {
+        self.metering = metering;
+        self
+    }
+
     /// Validates the limits and builds the limiter.
     ///
     /// # Errors
@@ -144,6 +172,7 @@ impl LimiterBuilder {
                 store: self.store,
                 clock,
                 calibration: self.calibration,
+                metering: self.metering,
                 record: Mutex::new(RecordCache::default()),
                 effective: RwLock::new(self.limits),
                 next_read: AtomicU64::new(0),
@@ -174,6 +203,7 @@ impl Limiter {
             limits: Limits::new(),
             max_wait: None,
             calibration: Calibration::default(),
+            metering: Metering::default(),
         }
     }
 
@@ -232,7 +262,9 @@ impl Limiter {
 
     /// Waits for this request's turn and returns its permit.
     ///
-    /// Requests are admitted in the order they reach the store. If the
+    /// `cost` is the request's: prompt tokens as input, `max_tokens` (or an
+    /// estimate) as output; the key's [`Metering`] decides what of it is
+    /// held. Requests are admitted in the order they reach the store. If the
     /// builder set a maximum wait and the slot is further away, nothing is
     /// reserved and [`Error::WouldWaitTooLong`] is returned. If the returned
     /// future is dropped while waiting, the reservation is given back.
@@ -257,8 +289,9 @@ impl Limiter {
     /// # Errors
     /// As [`acquire`](Self::acquire), but a wait is the `Err(NotUntil)`
     /// inside `Ok`.
-    pub async fn try_acquire(&self, cost: Cost) -> Result<Result<Permit, NotUntil>> {
+    pub async fn try_acquire(&self, request: Cost) -> Result<Result<Permit, NotUntil>> {
         let limits = self.limits();
+        let cost = self.inner.metering.reserve(request);
         let decision = self
             .inner
             .store
@@ -272,14 +305,15 @@ impl Limiter {
                 slot: r.slot,
                 waited: Duration::ZERO,
                 position: r.position,
-                cost: Mutex::new(cost),
+                cost: Mutex::new(Held { request, cost }),
             })),
             Decision::Denied(denied) => Ok(Err(denied)),
         }
     }
 
-    async fn acquire_inner(&self, cost: Cost, max_wait: Option<Duration>) -> Result<Permit> {
+    async fn acquire_inner(&self, request: Cost, max_wait: Option<Duration>) -> Result<Permit> {
         let limits = self.limits();
+        let cost = self.inner.metering.reserve(request);
         let decision = self
             .inner
             .store
@@ -318,21 +352,32 @@ impl Limiter {
             slot: r.slot,
             waited,
             position: r.position,
-            cost: Mutex::new(cost),
+            cost: Mutex::new(Held { request, cost }),
         })
     }
 
     /// Replaces the cost of a reservation with the usage the provider
-    /// reported, from any process that shares the store.
+    /// reported, from any process that shares the store, as the key's
+    /// [`Metering`] holds it. Under [`Metering::AtArrival`] nothing changes
+    /// (and no store call is made): the provider charged the request as it
+    /// arrived.
     ///
     /// # Errors
     /// [`Error::UnknownRecord`], [`Error::InvalidNumber`], [`Error::Store`].
     pub async fn adjust(&self, record: RecordId, actual: Cost) -> Result<()> {
+        let Some(held) = self.inner.metering.settle(actual) else {
+            return Ok(());
+        };
         let limits = self.limits();
         self.inner
             .store
-            .adjust(&self.inner.key, &limits, record, &actual)
+            .adjust(&self.inner.key, &limits, record, &held)
             .await
+    }
+
+    /// How the key's provider counts a call's tokens ([`Metering`]).
+    pub fn metering(&self) -> Metering {
+        self.inner.metering
     }
 
     /// Gives a reservation back (the call never reached the provider).
@@ -637,9 +682,17 @@ pub struct Permit {
     slot: Timestamp,
     waited: Duration,
     position: u64,
-    /// What the store holds for this reservation: the reserved cost until
-    /// a settlement succeeds, then the last one settled.
-    cost: Mutex<Cost>,
+    /// What the caller asked for and what the store holds.
+    cost: Mutex<Held>,
+}
+
+/// A permit's cost: the request, then the usage last settled, as the
+/// caller gave it; and what the store holds for it under the key's
+/// [`Metering`].
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    request: Cost,
+    cost: Cost,
 }
 
 impl Permit {
@@ -664,14 +717,18 @@ impl Permit {
         self.position
     }
 
-    /// The cost the store holds for this permit: the one reserved, or the
-    /// last one settled through it.
+    /// The cost the store holds for this permit: what the key's
+    /// [`Metering`] reserves for the request, or holds for the usage last
+    /// settled through it.
     pub fn cost(&self) -> Cost {
-        *self.cost.lock()
+        self.cost.lock().cost
     }
 
     /// Settles the reservation with the usage the provider reported. May be
-    /// called again as usage grows (streaming).
+    /// called again as usage grows (streaming). The key's [`Metering`]
+    /// decides what the store then holds; under [`Metering::AtArrival`] a
+    /// settlement changes nothing (and makes no store call), so the same
+    /// code is right for every provider.
     ///
     /// # Errors
     /// As [`Limiter::adjust`]; the reservation and [`cost`](Self::cost) are
@@ -703,9 +760,22 @@ impl Permit {
     /// took it. Settlements of one permit are meant one after the other:
     /// two at once may reach the store in either order.
     async fn settle(&self, change: impl FnOnce(Cost) -> Cost) -> Result<()> {
-        let new = change(self.cost());
-        self.limiter.adjust(self.record, new).await?;
-        *self.cost.lock() = new;
+        let before = *self.cost.lock();
+        let request = change(before.request);
+        let cost = match self.limiter.inner.metering.settle(request) {
+            Some(cost) if cost != before.cost => {
+                let limits = self.limiter.limits();
+                let inner = &self.limiter.inner;
+                inner
+                    .store
+                    .adjust(&inner.key, &limits, self.record, &cost)
+                    .await?;
+                cost
+            }
+            // Nothing to change in the store.
+            _ => before.cost,
+        };
+        *self.cost.lock() = Held { request, cost };
         Ok(())
     }
 

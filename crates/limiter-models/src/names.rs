@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use limiter_core::Error;
+use limiter_core::{Error, Metering};
 use serde::{Deserialize, Serialize};
 
 /// An LLM API provider whose quotas the registry knows.
@@ -33,6 +33,31 @@ impl Provider {
         Provider::Azure,
         Provider::Bedrock,
     ];
+
+    /// How the provider counts a call's tokens ([`Metering`]): OpenAI and
+    /// Azure OpenAI charge the request at arrival
+    /// ([`Metering::AtArrival`]), Anthropic counts usage as it happens
+    /// ([`Metering::AsUsed`]), Bedrock reserves prompt plus `max_tokens` and
+    /// settles with the burndown ([`Metering::Burndown`]), and the Gemini
+    /// API's tokens per minute count the prompt only
+    /// ([`Metering::InputOnly`]). [`Registry::limiter`](crate::Registry::limiter)
+    /// builds its limiters with it.
+    ///
+    /// ```
+    /// use limiter_core::Metering;
+    /// use limiter_models::Provider;
+    ///
+    /// assert_eq!(Provider::OpenAi.metering(), Metering::AtArrival);
+    /// assert_eq!(Provider::Gemini.metering(), Metering::InputOnly);
+    /// ```
+    pub const fn metering(self) -> Metering {
+        match self {
+            Provider::OpenAi | Provider::Azure => Metering::AtArrival,
+            Provider::Anthropic => Metering::AsUsed,
+            Provider::Bedrock => Metering::Burndown,
+            Provider::Gemini => Metering::InputOnly,
+        }
+    }
 
     /// The provider a model name belongs to, told by its form:
     /// `gemini-…`, `gemma-…`, `imagen-…`, `veo-…` (with or without

@@ -304,7 +304,8 @@ impl Registry {
     }
 
     /// A [`Limiter`] over `store` with the limits of `model` at `tier` of
-    /// `provider` (as [`Registry::lookup`] finds them).
+    /// `provider` (as [`Registry::lookup`] finds them), metering as the
+    /// provider does ([`Provider::metering`]).
     ///
     /// The limiter's key is `"{provider}:{canonical model name}"`, e.g.
     /// `"gemini:gemini-2.5-flash"` or `"openai:gpt-4o-mini"`, or, for a model
@@ -343,6 +344,7 @@ impl Registry {
         let entry = self.lookup(provider, tier, model)?;
         Limiter::builder_shared(store, Self::limiter_key(provider, entry.quota_name()))
             .limits(entry.limits)
+            .metering(provider.metering())
             .build()
     }
 

@@ -174,3 +174,30 @@ async fn a_router_over_model_names_in_one_expression() {
     let none: [&str; 0] = [];
     assert!(Registry::builtin().router(store, Tier::Free, none).is_err());
 }
+
+/// A limiter built from the registry meters as its provider does: an
+/// OpenAI call is charged at arrival (settling it changes nothing), a
+/// Gemini call counts its prompt only.
+#[tokio::test]
+async fn registry_limiters_meter_as_their_provider() {
+    use limiter_core::Metering;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let registry = Registry::builtin();
+    let openai = registry
+        .limiter(store.clone(), Provider::OpenAi, Tier::Tier1, "gpt-4o-mini")
+        .unwrap();
+    assert_eq!(openai.metering(), Metering::AtArrival);
+    let p = openai.acquire(Cost::split(500, 1_000)).await.unwrap();
+    p.adjust(Cost::split(500, 20)).await.unwrap();
+    let used = |s: limiter_core::Status, d| s.get(d).unwrap().used;
+    assert_eq!(used(openai.status().await.unwrap(), Dimension::Tpm), 1_500);
+    let gemini = registry
+        .limiter(store, Provider::Gemini, Tier::Tier1, "gemini-2.5-flash")
+        .unwrap();
+    assert_eq!(gemini.metering(), Metering::InputOnly);
+    gemini.acquire(Cost::split(500, 1_000)).await.unwrap();
+    assert_eq!(
+        used(gemini.status().await.unwrap(), Dimension::InputTpm),
+        500
+    );
+}

@@ -57,10 +57,12 @@ enum StoreKind {
 #[serde(rename_all = "snake_case")]
 enum Metering {
     /// `max_tokens` is charged up front at arrival (OpenAI's rule); the
-    /// workers reserve exactly that.
+    /// limiter meters `AtArrival`, so the workers' settlements change
+    /// nothing.
     Reserved,
-    /// The output actually produced is charged at arrival; the workers
-    /// reserve `max_tokens` and settle the real count after the response.
+    /// The output actually produced is charged at arrival; the limiter
+    /// meters `AsUsed`: the workers reserve `max_tokens` and settle the
+    /// real count after the response.
     Actual,
 }
 
@@ -605,7 +607,9 @@ async fn worker(
                 eprintln!("worker {id}: observe failed: {e}");
             }
         }
-        if let (Some(p), true, Metering::Actual) = (&permit, ok, args.metering) {
+        // What the README recommends: settle every answered call with its
+        // usage; the key's metering preset decides what that changes.
+        if let (Some(p), true) = (&permit, ok) {
             if let Err(e) = p.adjust(Cost::split(input, actual_output)).await {
                 eprintln!("worker {id}: adjust failed: {e}");
             }
@@ -740,8 +744,14 @@ async fn limiter(args: &Args, run: &str) -> Limiter {
             )
         }
     };
+    // The preset that says how this provider meters (README, "Metering").
+    let metering = match args.metering {
+        Metering::Reserved => llm_limiter::Metering::AtArrival,
+        Metering::Actual => llm_limiter::Metering::AsUsed,
+    };
     Limiter::builder_shared(store, format!("sim-model:{run}"))
         .limits(limits_of(args))
+        .metering(metering)
         .build()
         .unwrap_or_else(|e| fail(format!("invalid limits: {e}")))
 }
