@@ -140,7 +140,10 @@ macro_rules! conformance_suite {
             observed_remaining_holds_external_usage,
         );
         $crate::conformance_suite!(@checks cooldown, conformance_store: cooldown_is_shared_and_delays);
-        $crate::conformance_suite!(@checks status, conformance_store: status_reports_usage_and_queue);
+        $crate::conformance_suite!(@checks status, conformance_store:
+            status_reports_usage_and_queue,
+            status_separates_queued_in_every_kind_of_limit,
+        );
         mod props {
             #[test]
             fn prop_rolling_holds_limits_fifo_and_precision() {

@@ -566,6 +566,17 @@ impl PartialEq for PlanCache {
 impl Eq for PlanCache {}
 
 /// The non-zero amounts of a per-window array, by dimension.
+/// What waiting reservations hold, per place they are counted
+/// ([`KeyState::status`]).
+#[derive(Default)]
+struct Queued {
+    all: [u64; DIMS],
+    window: [u64; DIMS],
+    second: u64,
+    day_ring: [u64; 2],
+    today: [u64; 2],
+}
+
 fn per_window_dims(a: &[u64; DIMS]) -> Vec<(Dimension, u64)> {
     crate::calibration::CALIBRATED
         .iter()
@@ -1083,35 +1094,45 @@ impl KeyState {
             Dimension::OutputTpm,
             Dimension::Ipm,
         ];
-        let today = calendar_day(p, now_us).map(|(d, _)| self.days.get(d));
+        let day = calendar_day(p, now_us).map(|(d, _)| d);
+        let today = day.map(|d| self.days.get(d));
+        let q = self.queued(day);
         for d in Dimension::ALL {
             let limit = limits.effective(d);
             if limit == 0 {
                 continue;
             }
-            let used = match d {
-                Dimension::Rps => self.second.totals[REQ],
+            // What counts now, and of it what is still waiting.
+            let (count, waiting, queued) = match d {
+                Dimension::Rps => (self.second.totals[REQ], q.second, q.all[REQ]),
                 Dimension::Rpd | Dimension::Tpd => {
                     let i = usize::from(d == Dimension::Tpd);
+                    let all = q.all[if i == 0 { REQ } else { TOK }];
                     match today {
-                        Some(c) => c[i],
-                        None => self.day_ring.totals[if i == 0 { REQ } else { TOK }],
+                        Some(c) => (c[i], q.today[i], all),
+                        None => (
+                            self.day_ring.totals[if i == 0 { REQ } else { TOK }],
+                            q.day_ring[i],
+                            all,
+                        ),
                     }
                 }
                 _ => {
                     let idx = per_window.iter().position(|q| *q == d).unwrap_or(0);
-                    match p.kind {
+                    let count = match p.kind {
                         WindowKind::Rolling => self.window.totals[idx],
                         WindowKind::TokenBucket => {
                             let ahead = self.buckets[idx].tat.saturating_sub(now_us);
                             muldiv_ceil(ahead, p.wl[idx], p.window_us, SATURATED)
                         }
-                    }
+                    };
+                    (count, q.window[idx], q.all[idx])
                 }
             };
             usage.push(Usage {
                 dimension: d,
-                used,
+                used: sat_sub(count, waiting),
+                queued,
                 limit,
             });
         }
@@ -1131,6 +1152,42 @@ impl KeyState {
             calibrated: Vec::new(),
             configured_differs: false,
         })
+    }
+
+    /// What the reservations still waiting hold: in all, and of it what the
+    /// per-window count (rolling or bucket), the per-second ring, the
+    /// rolling day and the calendar day `day` count now. O(waiting).
+    fn queued(&self, day: Option<i64>) -> Queued {
+        let mut q = Queued::default();
+        for &(_, id) in &self.pending {
+            let Some(r) = self.records.get(id) else {
+                continue;
+            };
+            let a = &r.amounts.0;
+            let da = day_amounts(&r.amounts);
+            for d in 0..DIMS {
+                q.all[d] = sat_add(q.all[d], a[d]);
+                if r.counted & (IN_WINDOW | IN_BUCKETS) != 0 {
+                    q.window[d] = sat_add(q.window[d], a[d]);
+                }
+            }
+            if r.counted & IN_SECOND != 0 {
+                q.second = sat_add(q.second, a[REQ]);
+            }
+            let today = day.is_some_and(|t| {
+                r.counted & IN_CALENDAR != 0
+                    && (r.day == t || (r.counted & ZONE_NEXT != 0 && r.day + 1 == t))
+            });
+            for i in 0..2 {
+                if r.counted & IN_DAY_RING != 0 {
+                    q.day_ring[i] = sat_add(q.day_ring[i], da[i]);
+                }
+                if today {
+                    q.today[i] = sat_add(q.today[i], da[i]);
+                }
+            }
+        }
+        q
     }
 
     /// Whether nothing in this state matters any more at `now`, so that a

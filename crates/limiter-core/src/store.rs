@@ -64,9 +64,14 @@ pub enum Decision {
 pub struct Usage {
     /// The limit.
     pub dimension: Dimension,
-    /// What counts against it now, reservations that are still waiting
-    /// included. For a token bucket: the part of the bucket in use.
+    /// What the reservations admitted (slot come) count against it now.
+    /// For a token bucket: the part of the bucket they use.
     pub used: u64,
+    /// What the reservations still waiting (slot to come) will count
+    /// against it. Reading it costs the store time in proportion to the
+    /// queue's depth.
+    #[serde(default)]
+    pub queued: u64,
     /// The limit in force (after `burst`).
     pub limit: u64,
 }

@@ -482,6 +482,7 @@ async fn limiter_permits_survive_an_outage() {
         limiter_core::Usage {
             dimension: Dimension::Tpm,
             used: 40,
+            queued: 0,
             limit: 500
         }
     );

@@ -293,19 +293,21 @@ pub(crate) fn decode_status(limits: &Limits, reply: &[i64]) -> Result<Status> {
         return Err(bad_reply("status", reply));
     };
     let n = Dimension::ALL.len();
-    if rest.len() != n + 1 + PER_WINDOW.len() {
+    if rest.len() != n + 1 + PER_WINDOW.len() + n {
         return Err(bad_reply("status", reply));
     }
-    let (used, ext) = rest.split_at(n);
-    let (ext_until, ext) = (ext[0], &ext[1..]);
+    let (used, rest) = rest.split_at(n);
+    let (ext_until, rest) = (rest[0], &rest[1..]);
+    let (ext, queued) = rest.split_at(PER_WINDOW.len());
     let held = ext_until > *now;
     let usage = Dimension::ALL
         .into_iter()
-        .zip(used)
+        .zip(used.iter().zip(queued))
         .filter(|(d, _)| limits.effective(*d) > 0)
-        .map(|(d, u)| Usage {
+        .map(|(d, (u, q))| Usage {
             dimension: d,
             used: u64::try_from(*u).unwrap_or(0),
+            queued: u64::try_from(*q).unwrap_or(0),
             limit: limits.effective(d),
         })
         .collect();
