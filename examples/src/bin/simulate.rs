@@ -17,6 +17,13 @@
 //! (`Permit::observe`), so the limiter adopts the real limits and leaves
 //! room for the outside client.
 //!
+//! `--metering reserved` (the default) charges `max_tokens` at arrival as
+//! OpenAI does; `--metering actual` charges the output the call produced,
+//! drawn by `--output-dist` (`uniform` in [max/4, max], or `realistic`:
+//! lognormal with its median at 20 % of `max_tokens`, capped there). The
+//! workers use the limiter's preset for that metering (`AtArrival`,
+//! `AsUsed`) and settle every answered call; the JSON summary names both.
+//!
 //! With `--store redis` the limiter's state and the provider's log both live
 //! in one Redis (the provider's clock is then the server's), and
 //! `--processes N` runs the workers in N operating-system processes.
@@ -66,6 +73,63 @@ enum Metering {
     Actual,
 }
 
+/// How many output tokens a call produces, of its `max_tokens`.
+#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum OutputDist {
+    /// Uniform in [max_tokens / 4, max_tokens] (mean 62.5 %).
+    Uniform,
+    /// Skewed as real completions are: lognormal with its median at 20 %
+    /// of `max_tokens` (sigma 1, so about 5 % reach the cap), capped at
+    /// `max_tokens`.
+    Realistic,
+}
+
+impl OutputDist {
+    fn draw(self, rng: &mut StdRng, max_tokens: u64) -> u64 {
+        match self {
+            OutputDist::Uniform => rng.gen_range(max_tokens / 4..=max_tokens),
+            OutputDist::Realistic => {
+                // Box-Muller: a standard normal from two uniforms.
+                let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.gen_range(0.0..1.0);
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let x = 0.2 * max_tokens as f64 * z.exp();
+                (x.round() as u64).clamp(1.min(max_tokens), max_tokens)
+            }
+        }
+    }
+
+    /// The mean share of `max_tokens` produced.
+    fn mean_share(self) -> f64 {
+        match self {
+            OutputDist::Uniform => 5.0 / 8.0,
+            // E[min(0.2 e^Z, 1)] for a standard normal Z.
+            OutputDist::Realistic => 0.2 * realistic_capped_mean(),
+        }
+    }
+}
+
+/// E[min(e^Z, 5)] for a standard normal Z: the mean of the realistic
+/// distribution in units of its median.
+fn realistic_capped_mean() -> f64 {
+    // e^(1/2) * Phi(ln 5 - 1) + 5 * (1 - Phi(ln 5)), by the normal CDF.
+    let phi = |x: f64| 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+    let c = 5f64.ln();
+    0.5f64.exp() * phi(c - 1.0) + 5.0 * (1.0 - phi(c))
+}
+
+/// The error function (Abramowitz and Stegun 7.1.26; error below 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    y.copysign(x)
+}
+
 /// Simulates workers sharing one provider quota through llm-limiter.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about, args_override_self = true)]
@@ -111,6 +175,9 @@ struct Args {
     /// What the provider charges for output.
     #[arg(long, value_enum, default_value_t = Metering::Reserved)]
     metering: Metering,
+    /// How many output tokens a call produces.
+    #[arg(long, value_enum, default_value_t = OutputDist::Uniform)]
+    output_dist: OutputDist,
     /// Network delay to the provider: smallest and largest, in ms.
     #[arg(long, num_args = 2, default_values_t = [2, 30])]
     net_delay_ms: Vec<u64>,
@@ -499,6 +566,9 @@ struct Summary {
     window_s: f64,
     guard_ms: u64,
     metering: Metering,
+    output_dist: OutputDist,
+    /// The limiter's metering preset for this provider.
+    preset: String,
     provider_quota: f64,
     external_load: f64,
     calibration: bool,
@@ -557,7 +627,7 @@ async fn worker(
         }
         let input = uniform(&mut rng, &args.input_tokens);
         let max_tokens = uniform(&mut rng, &args.max_tokens);
-        let actual_output = rng.gen_range(max_tokens / 4..=max_tokens);
+        let actual_output = args.output_dist.draw(&mut rng, max_tokens);
         let net = Duration::from_millis(uniform(&mut rng, &args.net_delay_ms));
         let latency = Duration::from_millis(uniform(&mut rng, &args.latency_ms));
         let permit = match &limiter {
@@ -649,7 +719,7 @@ async fn outside_client(provider: &Provider, args: &Args, start_us: u64) -> u64 
     let input = mean(&args.input_tokens);
     let output = match args.metering {
         Metering::Reserved => mean(&args.max_tokens),
-        Metering::Actual => mean(&args.max_tokens) * 5.0 / 8.0,
+        Metering::Actual => mean(&args.max_tokens) * args.output_dist.mean_share(),
     };
     let meter = provider.meter();
     // Calls per window each limit allows; the least binds.
@@ -680,7 +750,7 @@ async fn outside_client(provider: &Provider, args: &Args, start_us: u64) -> u64 
         let max_tokens = uniform(&mut rng, &args.max_tokens);
         let charged = match args.metering {
             Metering::Reserved => max_tokens,
-            Metering::Actual => rng.gen_range(max_tokens / 4..=max_tokens),
+            Metering::Actual => args.output_dist.draw(&mut rng, max_tokens),
         };
         provider.arrive(input, charged, true).await;
         sent += 1;
@@ -732,6 +802,14 @@ async fn provider(args: &Args, run: &str) -> Provider {
     }
 }
 
+/// The preset that says how this provider meters (README, "Metering").
+fn preset_of(metering: Metering) -> llm_limiter::Metering {
+    match metering {
+        Metering::Reserved => llm_limiter::Metering::AtArrival,
+        Metering::Actual => llm_limiter::Metering::AsUsed,
+    }
+}
+
 async fn limiter(args: &Args, run: &str) -> Limiter {
     let store: Arc<dyn Store> = match args.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
@@ -744,14 +822,9 @@ async fn limiter(args: &Args, run: &str) -> Limiter {
             )
         }
     };
-    // The preset that says how this provider meters (README, "Metering").
-    let metering = match args.metering {
-        Metering::Reserved => llm_limiter::Metering::AtArrival,
-        Metering::Actual => llm_limiter::Metering::AsUsed,
-    };
     Limiter::builder_shared(store, format!("sim-model:{run}"))
         .limits(limits_of(args))
-        .metering(metering)
+        .metering(preset_of(args.metering))
         .build()
         .unwrap_or_else(|e| fail(format!("invalid limits: {e}")))
 }
@@ -1086,6 +1159,8 @@ async fn main() {
         window_s: args.window,
         guard_ms: args.guard_ms,
         metering: args.metering,
+        output_dist: args.output_dist,
+        preset: preset_of(args.metering).to_string(),
         provider_quota: args.provider_quota,
         external_load: args.external_load,
         calibration: !args.no_calibration,
@@ -1129,5 +1204,30 @@ async fn main() {
     }
     if summary.rejected_429 > 0 {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    /// The realistic distribution has its median at 20 % of `max_tokens`,
+    /// never passes the cap, and its mean is the one the outside client
+    /// plans with.
+    #[test]
+    fn realistic_output_is_skewed_capped_and_its_mean_known() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut draws: Vec<u64> = (0..200_000)
+            .map(|_| OutputDist::Realistic.draw(&mut rng, 1_000))
+            .collect();
+        draws.sort_unstable();
+        assert!(draws.iter().all(|&d| (1..=1_000).contains(&d)));
+        let median = draws[draws.len() / 2] as f64;
+        assert!((median - 200.0).abs() < 6.0, "median {median}");
+        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64 / 1_000.0;
+        let expected = OutputDist::Realistic.mean_share();
+        assert!((mean - expected).abs() < 0.005, "{mean} vs {expected}");
+        let capped = draws.iter().filter(|&&d| d == 1_000).count() as f64 / draws.len() as f64;
+        assert!((0.04..0.07).contains(&capped), "{capped}");
     }
 }
