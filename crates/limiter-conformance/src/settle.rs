@@ -135,6 +135,12 @@ pub async fn metering_presets_hold_what_the_provider_counts(h: Harness) {
     p.adjust_output(100).await.unwrap();
     assert_eq!(p.cost(), request);
     assert_eq!(tpm_used(l.clone()).await, 3_000, "charged at arrival");
+    // Bad numbers are refused even where nothing would change.
+    assert!(matches!(
+        p.adjust_output(u64::MAX).await,
+        Err(Error::InvalidNumber { .. })
+    ));
+    assert_eq!(p.cost(), request);
     l.adjust(p.record_id(), usage).await.unwrap();
     assert_eq!(tpm_used(l).await, 3_000);
 
@@ -151,11 +157,14 @@ pub async fn metering_presets_hold_what_the_provider_counts(h: Harness) {
         3_000,
         "prompt + max_tokens, unweighted"
     );
+    // The input settled first: the output stays held as reserved.
+    p.adjust_input(800).await.unwrap();
+    assert_eq!(tpm_used(l.clone()).await, 2_800);
     p.adjust_output(300).await.unwrap();
-    assert_eq!(tpm_used(l.clone()).await, 2_500, "1,000 + 300 x 5");
+    assert_eq!(tpm_used(l.clone()).await, 2_300, "800 + 300 x 5");
     // More output than max_tokens / 5 is charged beyond the reservation.
     p.adjust_output(900).await.unwrap();
-    assert_eq!(tpm_used(l).await, 5_500);
+    assert_eq!(tpm_used(l).await, 5_300);
 
     let l = with("input", Metering::InputOnly, limits);
     let p = l.acquire(request).await.unwrap();

@@ -305,7 +305,7 @@ impl Limiter {
                 slot: r.slot,
                 waited: Duration::ZERO,
                 position: r.position,
-                cost: Mutex::new(Held { request, cost }),
+                cost: Mutex::new(Held::new(request, cost)),
             })),
             Decision::Denied(denied) => Ok(Err(denied)),
         }
@@ -352,7 +352,7 @@ impl Limiter {
             slot: r.slot,
             waited,
             position: r.position,
-            cost: Mutex::new(Held { request, cost }),
+            cost: Mutex::new(Held::new(request, cost)),
         })
     }
 
@@ -692,7 +692,22 @@ pub struct Permit {
 #[derive(Clone, Copy, Debug)]
 struct Held {
     request: Cost,
+    /// The usage settled so far, the request's numbers where none yet.
+    usage: Cost,
+    /// Whether the output has been settled.
+    output_settled: bool,
     cost: Cost,
+}
+
+impl Held {
+    fn new(request: Cost, cost: Cost) -> Self {
+        Held {
+            request,
+            usage: request,
+            output_settled: false,
+            cost,
+        }
+    }
 }
 
 impl Permit {
@@ -734,16 +749,17 @@ impl Permit {
     /// As [`Limiter::adjust`]; the reservation and [`cost`](Self::cost) are
     /// then unchanged.
     pub async fn adjust(&self, actual: Cost) -> Result<()> {
-        self.settle(|_| actual).await
+        self.settle(|_| actual, true).await
     }
 
     /// Settles only the input tokens, keeping what was last settled (or
-    /// reserved) of the output and images.
+    /// reserved) of the output and images. (Under [`Metering::Burndown`] an
+    /// output not settled yet stays held as reserved, unweighted.)
     ///
     /// # Errors
     /// As [`adjust`](Self::adjust).
     pub async fn adjust_input(&self, input_tokens: u64) -> Result<()> {
-        self.settle(|c| c.with_input(input_tokens)).await
+        self.settle(|c| c.with_input(input_tokens), false).await
     }
 
     /// Settles only the output tokens, keeping what was last settled (or
@@ -753,18 +769,25 @@ impl Permit {
     /// # Errors
     /// As [`adjust`](Self::adjust).
     pub async fn adjust_output(&self, output_tokens: u64) -> Result<()> {
-        self.settle(|c| c.with_output(output_tokens)).await
+        self.settle(|c| c.with_output(output_tokens), true).await
     }
 
     /// Settles with `change` of the cost held, remembering it once the store
     /// took it. Settlements of one permit are meant one after the other:
     /// two at once may reach the store in either order.
-    async fn settle(&self, change: impl FnOnce(Cost) -> Cost) -> Result<()> {
+    async fn settle(&self, change: impl FnOnce(Cost) -> Cost, output: bool) -> Result<()> {
         let before = *self.cost.lock();
-        let request = change(before.request);
-        let cost = match self.limiter.inner.metering.settle(request) {
-            Some(cost) if cost != before.cost => {
-                let limits = self.limiter.limits();
+        let usage = change(before.usage);
+        let output_settled = before.output_settled || output;
+        let metering = self.limiter.inner.metering;
+        let held = match metering {
+            // The output not settled yet is held as it was reserved.
+            Metering::Burndown if !output_settled => Some(metering.reserve(usage)),
+            _ => metering.settle(usage),
+        };
+        let limits = self.limiter.limits();
+        let cost = match held {
+            Some(cost) => {
                 let inner = &self.limiter.inner;
                 inner
                     .store
@@ -772,10 +795,18 @@ impl Permit {
                     .await?;
                 cost
             }
-            // Nothing to change in the store.
-            _ => before.cost,
+            // Nothing changes in the store; bad numbers are still refused.
+            None => {
+                usage.amounts(limits.burndown)?;
+                before.cost
+            }
         };
-        *self.cost.lock() = Held { request, cost };
+        *self.cost.lock() = Held {
+            request: before.request,
+            usage,
+            output_settled,
+            cost,
+        };
         Ok(())
     }
 

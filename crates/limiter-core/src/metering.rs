@@ -67,7 +67,8 @@ pub enum Metering {
     /// models). AWS Bedrock (docs.aws.amazon.com, "How tokens are counted in
     /// Amazon Bedrock"). Bedrock meters combined tokens: the output is held
     /// as combined tokens until settled, so an output-only limit sees none
-    /// of it.
+    /// of it and an input limit sees prompt plus `max_tokens` (and may
+    /// refuse it with [`Error::ExceedsLimit`](crate::Error::ExceedsLimit)).
     Burndown,
     /// Output tokens are not counted: tokens per minute count the prompt
     /// only. The Gemini API's TPM (ai.google.dev, "Rate limits": input

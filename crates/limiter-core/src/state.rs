@@ -565,7 +565,6 @@ impl PartialEq for PlanCache {
 
 impl Eq for PlanCache {}
 
-/// The non-zero amounts of a per-window array, by dimension.
 /// What waiting reservations hold, per place they are counted
 /// ([`KeyState::status`]).
 #[derive(Default)]
@@ -577,6 +576,7 @@ struct Queued {
     today: [u64; 2],
 }
 
+/// The non-zero amounts of a per-window array, by dimension.
 fn per_window_dims(a: &[u64; DIMS]) -> Vec<(Dimension, u64)> {
     crate::calibration::CALIBRATED
         .iter()

@@ -65,7 +65,9 @@ pub struct Usage {
     /// The limit.
     pub dimension: Dimension,
     /// What the reservations admitted (slot come) count against it now.
-    /// For a token bucket: the part of the bucket they use.
+    /// For a token bucket: the part of the bucket in use less what the
+    /// waiting reservations hold (a gap a cooldown or spacing put before a
+    /// waiter counts as in use).
     pub used: u64,
     /// What the reservations still waiting (slot to come) will count
     /// against it. Reading it costs the store time in proportion to the

@@ -127,18 +127,21 @@ impl LiveStatus {
             });
         }
         if let Some(s) = &self.sessions {
+            // Taken counts the waiting reservations too: a limit they fill
+            // is as unavailable as one used up.
             for u in &s.usage {
-                if u.used < u.limit {
+                let taken = u.used.saturating_add(u.queued);
+                if taken < u.limit {
                     continue;
                 }
                 out.push(match u.dimension {
                     Dimension::Rpd => Unavailable::DailySessions {
-                        used: u.used,
+                        used: taken,
                         limit: u.limit,
                     },
                     dimension => Unavailable::SessionRate {
                         dimension,
-                        used: u.used,
+                        used: taken,
                         limit: u.limit,
                         wait: None,
                     },
@@ -155,10 +158,14 @@ impl LiveStatus {
             }
         }
         if let Some(t) = &self.tokens {
-            for u in t.usage.iter().filter(|u| u.used >= u.limit) {
+            for u in t
+                .usage
+                .iter()
+                .filter(|u| u.used.saturating_add(u.queued) >= u.limit)
+            {
                 out.push(Unavailable::TokenRate {
                     dimension: u.dimension,
-                    used: u.used,
+                    used: u.used.saturating_add(u.queued),
                     limit: u.limit,
                 });
             }

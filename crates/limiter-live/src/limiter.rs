@@ -589,9 +589,11 @@ impl LiveLimiter {
                     remaining: until.duration_since(s.now),
                 };
             }
-            if let Some(u) = s.get(Dimension::Rpd).filter(|u| u.used >= u.limit) {
+            // Waiting reservations count as taken.
+            let taken = |u: &limiter_core::Usage| u.used.saturating_add(u.queued);
+            if let Some(u) = s.get(Dimension::Rpd).filter(|u| taken(u) >= u.limit) {
                 return Unavailable::DailySessions {
-                    used: u.used,
+                    used: taken(&u),
                     limit: u.limit,
                 };
             }
@@ -606,13 +608,13 @@ impl LiveLimiter {
         let dimension = on
             .iter()
             .copied()
-            .find(|d| usage(*d).is_some_and(|u| u.used >= u.limit))
+            .find(|d| usage(*d).is_some_and(|u| u.used.saturating_add(u.queued) >= u.limit))
             .or_else(|| on.first().copied())
             .unwrap_or(Dimension::Rpd);
         let limit = m.limits.sessions.effective(dimension);
         Unavailable::SessionRate {
             dimension,
-            used: usage(dimension).map_or(limit, |u| u.used),
+            used: usage(dimension).map_or(limit, |u| u.used.saturating_add(u.queued)),
             limit,
             wait: Some(wait),
         }

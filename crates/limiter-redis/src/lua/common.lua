@@ -30,7 +30,8 @@ local HORIZON, SAT = 4503599627370496, 4503599627370496
 --        S_FIRST_D a lower bound of each ring's first bucket, S_WAITING the
 --        waiting count, S_FRONT_EXPIRY the front record's expiry when known
 --        (0: unknown); the hints only spare calls that would find nothing;
---   C_*  the bits of a record's `counted` field, as in limiter_core::state.
+--   C_*  the bits of a record's `counted` field, as in limiter_core::state;
+--   K_*  constants of limiter_core::state (K_BUCKETS, K_EXTERNAL_MARGIN).
 -- The client puts the numbers in place of the names before it loads a
 -- script, so that naming them costs the server nothing per call.
 
