@@ -142,6 +142,10 @@ pub async fn metering_presets_hold_what_the_provider_counts(h: Harness) {
     ));
     assert_eq!(p.cost(), request);
     l.adjust(p.record_id(), usage).await.unwrap();
+    assert!(matches!(
+        l.adjust(p.record_id(), Cost::split(0, u64::MAX)).await,
+        Err(Error::InvalidNumber { .. })
+    ));
     assert_eq!(tpm_used(l).await, 3_000);
 
     let l = with("used", Metering::AsUsed, limits);

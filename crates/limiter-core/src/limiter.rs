@@ -359,20 +359,29 @@ impl Limiter {
     /// Replaces the cost of a reservation with the usage the provider
     /// reported, from any process that shares the store, as the key's
     /// [`Metering`] holds it. Under [`Metering::AtArrival`] nothing changes
-    /// (and no store call is made): the provider charged the request as it
-    /// arrived.
+    /// (and no store call is made, though bad numbers are still refused):
+    /// the provider charged the request as it arrived.
     ///
     /// # Errors
     /// [`Error::UnknownRecord`], [`Error::InvalidNumber`], [`Error::Store`].
     pub async fn adjust(&self, record: RecordId, actual: Cost) -> Result<()> {
-        let Some(held) = self.inner.metering.settle(actual) else {
-            return Ok(());
-        };
-        let limits = self.limits();
-        self.inner
-            .store
-            .adjust(&self.inner.key, &limits, record, &held)
+        self.put_settled(record, &actual, self.inner.metering.settle(actual))
             .await
+    }
+
+    /// Writes what a settlement of `usage` holds (`held`), or, where it
+    /// holds nothing new (`None`), still refuses bad numbers.
+    async fn put_settled(&self, record: RecordId, usage: &Cost, held: Option<Cost>) -> Result<()> {
+        let limits = self.limits();
+        match held {
+            Some(held) => {
+                self.inner
+                    .store
+                    .adjust(&self.inner.key, &limits, record, &held)
+                    .await
+            }
+            None => usage.amounts(limits.burndown).map(drop),
+        }
     }
 
     /// How the key's provider counts a call's tokens ([`Metering`]).
@@ -691,7 +700,6 @@ pub struct Permit {
 /// [`Metering`].
 #[derive(Clone, Copy, Debug)]
 struct Held {
-    request: Cost,
     /// The usage settled so far, the request's numbers where none yet.
     usage: Cost,
     /// Whether the output has been settled.
@@ -702,7 +710,6 @@ struct Held {
 impl Held {
     fn new(request: Cost, cost: Cost) -> Self {
         Held {
-            request,
             usage: request,
             output_settled: false,
             cost,
@@ -785,27 +792,11 @@ impl Permit {
             Metering::Burndown if !output_settled => Some(metering.reserve(usage)),
             _ => metering.settle(usage),
         };
-        let limits = self.limiter.limits();
-        let cost = match held {
-            Some(cost) => {
-                let inner = &self.limiter.inner;
-                inner
-                    .store
-                    .adjust(&inner.key, &limits, self.record, &cost)
-                    .await?;
-                cost
-            }
-            // Nothing changes in the store; bad numbers are still refused.
-            None => {
-                usage.amounts(limits.burndown)?;
-                before.cost
-            }
-        };
+        self.limiter.put_settled(self.record, &usage, held).await?;
         *self.cost.lock() = Held {
-            request: before.request,
             usage,
             output_settled,
-            cost,
+            cost: held.unwrap_or(before.cost),
         };
         Ok(())
     }
