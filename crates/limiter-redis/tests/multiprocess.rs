@@ -28,7 +28,7 @@ use limiter_core::{Cost, Limiter, Limits};
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
 use support::procs::{
-    assert_fifo, max_in_span, permit_lines, server_time, server_time_async, Output, Workers,
+    assert_fifo, max_in_span, permit_lines, server_time_async, start_together, Output, Workers,
 };
 
 /// Switches `worker_entry` on.
@@ -81,19 +81,17 @@ async fn worker_entry() {
     let key = env("KEY");
     let worker: usize = env("WORKER").parse().unwrap();
     let n: usize = env("N").parse().unwrap();
-    let start_us: u64 = env("START_US").parse().unwrap();
 
     let store = RedisStore::connect(&url).await.expect("connect the store");
-    let limiter = Limiter::new(store, key, limits()).expect("limiter");
+    let limiter = Limiter::new(store, key.clone(), limits()).expect("limiter");
     let client = redis::Client::open(url.as_str()).unwrap();
     let time_conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("connect for TIME");
 
-    // Start together: wait for the agreed instant on the server's clock.
-    let now = server_time_async(&mut time_conn.clone()).await;
-    tokio::time::sleep(Duration::from_micros(start_us.saturating_sub(now))).await;
+    // Start together, however late this process came up.
+    start_together(&mut time_conn.clone(), &key, WORKERS).await;
 
     let mut tasks = Vec::new();
     for t in 0..TASKS {
@@ -244,8 +242,6 @@ fn processes_share_one_limit_on_server_time() {
     let started = Instant::now();
     let server = RedisServer::start();
     let url = server.url();
-    // Far enough ahead for every worker to start and connect.
-    let start_us = server_time(&url) + 1_500_000;
     let envs: Vec<Vec<(&'static str, String)>> = (0..WORKERS)
         .map(|w| {
             vec![
@@ -253,7 +249,6 @@ fn processes_share_one_limit_on_server_time() {
                 ("KEY", "multiprocess".to_string()),
                 ("WORKER", w.to_string()),
                 ("N", PERMITS.to_string()),
-                ("START_US", start_us.to_string()),
             ]
         })
         .collect();

@@ -34,7 +34,7 @@ use limiter_core::{Clock, Cost, Limiter, Limits, Sleep, SystemClock, Timestamp};
 use limiter_redis::RedisStore;
 use limiter_test_redis::RedisServer;
 use support::procs::{
-    assert_fifo, max_in_span, permit_lines, server_time, server_time_async, Workers,
+    assert_fifo, max_in_span, permit_lines, server_time_async, start_together, Workers,
 };
 use support::Wrapped;
 
@@ -150,7 +150,8 @@ async fn worker_entry() {
     let n: usize = env("N").parse().unwrap();
     let tasks: usize = env("TASKS").parse().unwrap();
     let skew_ms: i64 = env("SKEW_MS").parse().unwrap();
-    let start_us: u64 = env("START_US").parse().unwrap();
+    // How many workers start together (0: start at once).
+    let parties: usize = env("PARTIES").parse().unwrap();
 
     let limiter = skewed_limiter(&url, &mode, skew_ms, &key, limits(&profile)).await;
     // This host's own clock, for its bookkeeping.
@@ -162,9 +163,8 @@ async fn worker_entry() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect for TIME");
-    if start_us > 0 {
-        let now = server_time_async(&mut time_conn.clone()).await;
-        tokio::time::sleep(Duration::from_micros(start_us.saturating_sub(now))).await;
+    if parties > 0 {
+        start_together(&mut time_conn.clone(), &key, parties).await;
     }
 
     let mut handles = Vec::new();
@@ -208,7 +208,8 @@ struct Spec {
     skew_ms: i64,
     n: usize,
     tasks: usize,
-    start_us: u64,
+    /// Whether the workers of one `run` start together.
+    together: bool,
 }
 
 /// One permit as a worker reported it.
@@ -239,7 +240,10 @@ fn run(url: &str, key: &str, first: usize, specs: &[Spec]) -> Vec<Granted> {
             ("N", s.n.to_string()),
             ("TASKS", s.tasks.to_string()),
             ("SKEW_MS", s.skew_ms.to_string()),
-            ("START_US", s.start_us.to_string()),
+            (
+                "PARTIES",
+                if s.together { specs.len() } else { 0 }.to_string(),
+            ),
         ];
         (first + i, env)
     });
@@ -317,7 +321,6 @@ fn skewed_processes_share_one_limit_on_server_time() {
     let started = Instant::now();
     let server = RedisServer::start();
     let url = server.url();
-    let start_us = server_time(&url) + 1_500_000;
     let specs: Vec<Spec> = [-3000, 0, 2000, 5000]
         .into_iter()
         .map(|skew_ms| Spec {
@@ -326,7 +329,7 @@ fn skewed_processes_share_one_limit_on_server_time() {
             skew_ms,
             n: 12,
             tasks: 3,
-            start_us,
+            together: true,
         })
         .collect();
     let all = run(&url, "skew", 0, &specs);
@@ -386,7 +389,7 @@ fn behind_then_ahead(mode: &'static str) -> Vec<Granted> {
         skew_ms,
         n: RPM as usize,
         tasks: 4,
-        start_us: 0,
+        together: false,
     };
     let mut all = run(&url, "sequence", 0, &[spec(-2000)]);
     all.extend(run(&url, "sequence", 1, &[spec(1000)]));

@@ -175,6 +175,52 @@ pub async fn server_time_async(conn: &mut redis::aio::MultiplexedConnection) -> 
 
 /// The server's `TIME` at `url`, in microseconds since the epoch.
 #[cfg(feature = "redis-rs")]
+/// Starts the workers of one run together, however late each process came
+/// up: each counts itself in at `barrier`; the last of `parties` to arrive
+/// names an instant 200 ms ahead on the server's clock; all sleep until it.
+/// A fixed start instant chosen by the parent is not enough: on a loaded
+/// machine a worker process may take seconds to start and connect.
+pub async fn start_together(
+    conn: &mut redis::aio::MultiplexedConnection,
+    barrier: &str,
+    parties: usize,
+) {
+    let count_key = format!("barrier:{barrier}:count");
+    let at_key = format!("barrier:{barrier}:at");
+    let arrived: usize = redis::cmd("INCR")
+        .arg(&count_key)
+        .query_async(conn)
+        .await
+        .expect("INCR the barrier");
+    if arrived == parties {
+        let at = server_time_async(conn).await + 200_000;
+        let _: () = redis::cmd("SET")
+            .arg(&at_key)
+            .arg(at)
+            .query_async(conn)
+            .await
+            .expect("SET the start");
+    }
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let at = loop {
+        let at: Option<u64> = redis::cmd("GET")
+            .arg(&at_key)
+            .query_async(conn)
+            .await
+            .expect("GET the start");
+        if let Some(at) = at {
+            break at;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the other workers of {barrier} never came"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let now = server_time_async(conn).await;
+    tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
+}
+
 pub fn server_time(url: &str) -> u64 {
     let mut conn = redis::Client::open(url)
         .unwrap()
