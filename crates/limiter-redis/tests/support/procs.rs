@@ -173,13 +173,12 @@ pub async fn server_time_async(conn: &mut redis::aio::MultiplexedConnection) -> 
     secs * 1_000_000 + micros
 }
 
-/// The server's `TIME` at `url`, in microseconds since the epoch.
-#[cfg(feature = "redis-rs")]
 /// Starts the workers of one run together, however late each process came
 /// up: each counts itself in at `barrier`; the last of `parties` to arrive
 /// names an instant 200 ms ahead on the server's clock; all sleep until it.
 /// A fixed start instant chosen by the parent is not enough: on a loaded
 /// machine a worker process may take seconds to start and connect.
+#[cfg(feature = "redis-rs")]
 pub async fn start_together(
     conn: &mut redis::aio::MultiplexedConnection,
     barrier: &str,
@@ -219,13 +218,4 @@ pub async fn start_together(
     };
     let now = server_time_async(conn).await;
     tokio::time::sleep(Duration::from_micros(at.saturating_sub(now))).await;
-}
-
-pub fn server_time(url: &str) -> u64 {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_connection()
-        .expect("connect for TIME");
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
-    secs * 1_000_000 + micros
 }
