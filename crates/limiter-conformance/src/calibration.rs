@@ -108,6 +108,65 @@ pub async fn external_usage_is_held_until_the_reset(h: Harness) {
         .is_empty());
 }
 
+/// A report dated when its request went is read against what the provider
+/// had of ours then: what still counted in its window at that instant, and
+/// what was slotted up to a guard band later (requests that may have
+/// overtaken it on the way), not what was slotted later still (sent while
+/// it was being answered), nor taking what has left the window since for
+/// someone else's.
+pub async fn a_dated_report_counts_ours_as_of_when_it_went(h: Harness) {
+    let window = secs(10);
+    let limits = Limits::new().rpm(40).window(window).guard(ms(100));
+    let dated = |used: u64, at: Timestamp| ExternalUsage {
+        at: Some(at),
+        used: vec![(Dimension::Rpm, used)],
+        reset: secs(10),
+    };
+    // At the start of a period (two windows), so that one hold spans it all.
+    let into = h.clock.now().as_micros() % 20_000_000;
+    h.advance(Duration::from_micros(20_000_000 - into)).await;
+    let t0 = h.clock.now();
+    let take = |n: usize| {
+        let h = &h;
+        let limits = &limits;
+        async move {
+            for _ in 0..n {
+                reserve(h, limits, Cost::request()).await;
+            }
+        }
+    };
+    take(3).await;
+    h.advance(secs(2)).await;
+    take(2).await;
+    h.advance(secs(1)).await;
+    take(4).await;
+    h.advance(secs(1)).await;
+    // Went 50 ms before the 2 (which may have overtaken it), answered after
+    // the 4: the provider counts 15, of which ours are 5.
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &dated(15, t0.saturating_add(ms(1950))))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Rpm, 10)], "15 less our 3 and 2");
+    // The first 3 have left the window by now, not by when the next request
+    // went: 20 counted then, 9 of them ours.
+    h.advance(ms(6500)).await;
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &dated(20, t0.saturating_add(secs(9))))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Rpm, 11)], "20 less our 9");
+    // Undated, it is read as of now, when only our 6 count.
+    let held = h
+        .store
+        .hold_external(&h.key, &limits, &rpm_used(20, secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(held, [(Dimension::Rpm, 14)], "20 less our 6");
+}
+
 /// A token bucket is filled up to the level the provider reports, and then
 /// refills as the provider's does; a lower report changes nothing.
 pub async fn a_token_bucket_is_set_to_the_providers_level(h: Harness) {

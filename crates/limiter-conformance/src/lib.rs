@@ -134,6 +134,7 @@ macro_rules! conformance_suite {
         );
         $crate::conformance_suite!(@checks calibration, conformance_store:
             external_usage_is_held_until_the_reset,
+            a_dated_report_counts_ours_as_of_when_it_went,
             a_token_bucket_is_set_to_the_providers_level,
             limits_of_record_round_trip,
             calibrated_limits_reach_every_limiter,

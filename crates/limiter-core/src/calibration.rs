@@ -56,10 +56,10 @@ pub struct ProviderReport {
     /// replenished (the provider's reset).
     pub remaining: Vec<(Dimension, u64, Duration)>,
     /// When the provider counted the request the response answers, on the
-    /// store's clock (the permit's slot, [`Permit::slot`]); the store's now
-    /// when not given.
+    /// store's clock (when it was sent, [`Permit::sent_at`]); the store's
+    /// now when not given.
     ///
-    /// [`Permit::slot`]: crate::Permit::slot
+    /// [`Permit::sent_at`]: crate::Permit::sent_at
     pub counted_at: Option<Timestamp>,
 }
 

@@ -11,7 +11,7 @@ use crate::calibration::{Calibration, ExternalUsage, LimitsRecord, ProviderRepor
 use crate::error::{Error, Result};
 use crate::limits::{Cost, Dimension, Limits, MAX_AMOUNT};
 use crate::metering::Metering;
-use crate::store::{CooldownEnd, Decision, NotUntil, RecordId, Status, Store};
+use crate::store::{CooldownEnd, Decision, NotUntil, RecordId, Reservation, Status, Store};
 use crate::time::{Clock, Timestamp};
 
 struct Inner {
@@ -299,14 +299,7 @@ impl Limiter {
             .await?;
         self.refresh_record(Some(decision_now(&decision))).await;
         match decision {
-            Decision::Reserved(r) => Ok(Ok(Permit {
-                limiter: self.clone(),
-                record: r.record,
-                slot: r.slot,
-                waited: Duration::ZERO,
-                position: r.position,
-                cost: Mutex::new(Held::new(request, cost)),
-            })),
+            Decision::Reserved(r) => Ok(Ok(self.permit(&r, Duration::ZERO, request, cost))),
             Decision::Denied(denied) => Ok(Err(denied)),
         }
     }
@@ -346,14 +339,26 @@ impl Limiter {
             guard.disarm();
             waited = self.inner.clock.now().duration_since(asleep);
         }
-        Ok(Permit {
+        Ok(self.permit(&r, waited, request, cost))
+    }
+
+    /// The permit of reservation `r`, handed over `waited` after the store
+    /// answered.
+    fn permit(&self, r: &Reservation, waited: Duration, request: Cost, cost: Cost) -> Permit {
+        // When it went on the store's clock: the store's "now" plus the
+        // wait as slept (which may overrun the slot on a busy host).
+        let granted = r.slot.max(r.now.saturating_add(waited));
+        Permit {
             limiter: self.clone(),
             record: r.record,
             slot: r.slot,
             waited,
             position: r.position,
+            granted,
+            granted_local: self.inner.clock.now(),
+            sent_at: AtomicU64::new(granted.as_micros()),
             cost: Mutex::new(Held::new(request, cost)),
-        })
+        }
     }
 
     /// Replaces the cost of a reservation with the usage the provider
@@ -691,6 +696,13 @@ pub struct Permit {
     slot: Timestamp,
     waited: Duration,
     position: u64,
+    /// When the permit was handed over, on the store's clock, and on the
+    /// local one: [`Permit::mark_sent`] maps the local clock onto the
+    /// store's through them.
+    granted: Timestamp,
+    granted_local: Timestamp,
+    /// When the request went, on the store's clock (µs).
+    sent_at: AtomicU64,
     /// What the caller asked for and what the store holds.
     cost: Mutex<Held>,
 }
@@ -732,6 +744,41 @@ impl Permit {
     /// How long the caller waited.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// When the request went to the provider, on the store's clock: when
+    /// the permit was handed over, or when [`mark_sent`](Self::mark_sent)
+    /// was last called. [`observe`](Self::observe) dates the provider's
+    /// count at this instant.
+    pub fn sent_at(&self) -> Timestamp {
+        Timestamp::from_micros(self.sent_at.load(Ordering::Relaxed))
+    }
+
+    /// Marks that the request goes to the provider now, and returns that
+    /// instant on the store's clock (read from the local clock, offset by
+    /// the store's time at the grant). Call it just before sending when
+    /// there is work between the grant and the send (building the body,
+    /// waiting for a connection): the provider's report is then read
+    /// against what the fleet had sent by then, not by the slot, so the
+    /// delay is not taken for usage outside the fleet.
+    ///
+    /// ```
+    /// # async fn run(permit: limiter_core::Permit) {
+    /// // ... build the request ...
+    /// permit.mark_sent();
+    /// // ... send it, then feed the response's headers to `permit.observe` ...
+    /// # }
+    /// ```
+    pub fn mark_sent(&self) -> Timestamp {
+        let elapsed = self
+            .limiter
+            .inner
+            .clock
+            .now()
+            .duration_since(self.granted_local);
+        let at = self.granted.saturating_add(elapsed);
+        self.sent_at.store(at.as_micros(), Ordering::Relaxed);
+        at
     }
 
     /// 0 when admitted at once, else 1 + the number of waiters ahead.
@@ -802,8 +849,8 @@ impl Permit {
     }
 
     /// Takes the provider's word from this call's response
-    /// ([`Limiter::observe`]), counted as of this permit's slot unless the
-    /// report says when.
+    /// ([`Limiter::observe`]), counted as of when the request went
+    /// ([`sent_at`](Self::sent_at)) unless the report says when.
     ///
     /// # Errors
     /// As [`Limiter::observe`].
@@ -811,7 +858,7 @@ impl Permit {
         if report.counted_at.is_some() {
             return self.limiter.observe(report).await;
         }
-        let report = report.clone().counted_at(self.slot);
+        let report = report.clone().counted_at(self.sent_at());
         self.limiter.observe(&report).await
     }
 

@@ -149,7 +149,7 @@ struct Ring {
     totals: [u64; DIMS],
     /// Buckets dropped within the last span, oldest first, kept (by the
     /// per-window ring only) to tell what the ring held at an instant of the
-    /// recent past ([`Ring::counted_before`]).
+    /// recent past ([`Ring::counted_since`]).
     #[serde(default)]
     expired: VecDeque<(u64, [u64; DIMS])>,
 }
@@ -322,20 +322,18 @@ impl Ring {
         at
     }
 
-    /// What the reservations with a slot up to `at` that still counted at
-    /// `at` hold, to the precision of a bucket: the buckets that start by
-    /// `at` and had not expired then, those dropped since included (`at` at
-    /// most a span ago). (A bucket's reservations share their count, so
-    /// those of `at`'s bucket made after `at`, at most one bucket's worth,
-    /// count too.)
-    fn counted_before(&self, at: u64, span: u64) -> [u64; DIMS] {
+    /// What the reservations slotted by `until` that still counted at `at`
+    /// hold, to the precision of a bucket: the buckets that start by
+    /// `until` and had not expired at `at`, those dropped since included
+    /// (`at` at most a span ago).
+    fn counted_since(&self, at: u64, until: u64, span: u64) -> [u64; DIMS] {
         let mut out = [0; DIMS];
         if self.g == 0 {
             return out;
         }
-        let live = self.sums.range(..=at / self.g);
+        let live = self.sums.range(..=until / self.g);
         for (b, sums) in self.expired.iter().map(|(b, s)| (b, s)).chain(live) {
-            if *b <= at / self.g && self.expiry(*b, span) > at {
+            if self.expiry(*b, span) > at {
                 for d in 0..DIMS {
                     out[d] = sat_add(out[d], sums[d]);
                 }
@@ -998,9 +996,18 @@ impl KeyState {
                 // read as of a span ago (what still counted then, on the
                 // safe side).
                 let at = at.max(now_us.saturating_sub(w));
-                // Ours as the provider counts: over its window, without the
-                // guard band.
-                let ours = self.window.counted_before(at, p.window_us);
+                // Ours as the provider may have counted them: what still
+                // counted in its window (without the guard band) when the
+                // request went, and those slotted up to a guard band later.
+                // The provider counted the request when it arrived, within
+                // the guard band of `at` (what the band is for); by then it
+                // may have counted those of the fleet's later ones that
+                // overtook it on the way. (Counting all slotted up to the
+                // answer would also count those sent while it was being
+                // answered, which the provider had not seen: that reads
+                // low by most of a latency's worth of sends.)
+                let until = at.saturating_add(p.guard_us).min(now_us);
+                let ours = self.window.counted_since(at, until, p.window_us);
                 let mut estimate = [0; DIMS];
                 for d in 0..DIMS {
                     if let Some(used) = reported[d] {

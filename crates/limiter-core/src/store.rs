@@ -206,15 +206,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Holds usage the provider counts and this store does not (clients
     /// outside the fleet on the same quota), so that admission stops short
     /// of the provider's limit: for each per-window limit `usage` reports,
-    /// what the provider counts at `usage.at` less what the store counts
-    /// then (reservations whose slot is before it and that still count),
-    /// and a sixteenth more ([`EXTERNAL_MARGIN`](crate::state::EXTERNAL_MARGIN)),
-    /// if more than zero. The hold is the largest of these estimates in
-    /// this period of two windows (the store's now divided by twice the
-    /// window) and the last, and lasts until `usage.reset` from the store's now (at most
-    /// the window plus the guard band). A token bucket is instead filled up to the provider's level,
-    /// if the provider's is higher. Returns what is held (for a token
-    /// bucket: how much was added), per dimension.
+    /// what the provider counts at `usage.at` (when the request went) less
+    /// what the provider may have counted of the store's (reservations
+    /// that still counted in its window at `usage.at`, and those slotted up
+    /// to a guard band later, which may have reached the provider first:
+    /// the band covers how far a request may arrive after its slot), and a
+    /// sixteenth more
+    /// ([`EXTERNAL_MARGIN`](crate::state::EXTERNAL_MARGIN)), if more than
+    /// zero. Each estimate reads low rather than high, so the hold is the
+    /// largest of them in this period of two windows (the store's now
+    /// divided by twice the window) and the last, and lasts until
+    /// `usage.reset` from the store's now (at most the window plus the
+    /// guard band). A token bucket is instead filled up to the provider's
+    /// level, if the provider's is higher. Returns what is held (for a
+    /// token bucket: how much was added), per dimension.
     ///
     /// # Errors
     /// Bad limits or numbers; [`Error::Store`].

@@ -660,6 +660,11 @@ async fn worker(
             }
             None => None,
         };
+        // What the README recommends: mark the send, so that the
+        // provider's report is read as of it.
+        if let Some(p) = &permit {
+            p.mark_sent();
+        }
         tokio::time::sleep(net).await;
         let charged = match args.metering {
             Metering::Reserved => max_tokens,

@@ -292,13 +292,13 @@ local function rearliest(r, from, span, a, lim, hold, hold_to)
   return at
 end
 
--- What the reservations with a slot up to `at` that still count at `at`
--- hold, to the precision of a bucket: the buckets that start by `at` and
--- have not expired.
-local function counted_before(r, at, span)
+-- What the reservations slotted by `upto` that still counted at `at`
+-- hold, to the precision of a bucket: the buckets that start by `upto` and
+-- had not expired at `at`.
+local function counted_since(r, at, upto, span)
   local out = { 0, 0, 0, 0, 0 }
   if r.g == 0 then return out end
-  local hi = idiv(at, r.g)
+  local hi = idiv(upto, r.g)
   local lo = idiv(at - span, r.g) - 1
   local function add(z, prefix)
     local idx = redis.call('ZRANGEBYSCORE', z, '(' .. fmt(lo), fmt(hi))

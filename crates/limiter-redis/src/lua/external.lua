@@ -12,8 +12,10 @@ local out = { 0, 0, 0, 0, 0 }
 if not P.bucket then
   -- The window remembers the last span only.
   at = math.max(at, now - P.span_w)
-  -- Ours as the provider counts: over its window, without the guard band.
-  local ours = counted_before(W, at, P.window)
+  -- Ours as the provider may have counted them: what still counted in its
+  -- window when the request went, and those slotted up to a guard band
+  -- later, which may have overtaken it (state.rs says why).
+  local ours = counted_since(W, at, math.min(at + P.guard, now), P.window)
   local est = { 0, 0, 0, 0, 0 }
   for d = 1, DIMS do
     if used[d] >= 0 then
