@@ -275,3 +275,30 @@ pub async fn observed_remaining_holds_external_usage(h: Harness) {
     let status = limiter.status().await.unwrap();
     assert_eq!(status.external, [(Dimension::Rpm, 6)]);
 }
+
+/// A permit's report is dated when its request went: when the permit was
+/// handed over, or when `mark_sent` said it went (work between the grant and
+/// the send). What the fleet reserved by then, within a guard band, is
+/// counted as ours, not as someone else's.
+pub async fn a_permit_dates_its_report_when_the_request_went(h: Harness) {
+    let limits = Limits::new().rpm(40).window(secs(10)).guard(ms(100));
+    let limiter = h.limiter(limits);
+    let p = limiter.acquire(Cost::request()).await.unwrap();
+    assert_eq!(p.sent_at(), p.slot(), "handed over at its slot");
+    h.advance(secs(2)).await;
+    let sent = p.mark_sent();
+    assert_eq!(sent, p.slot().saturating_add(secs(2)));
+    assert_eq!(p.sent_at(), sent);
+    // Three more go with it.
+    for _ in 0..3 {
+        limiter.acquire(Cost::request()).await.unwrap();
+    }
+    h.advance(secs(1)).await;
+    // The provider counts 10: our 4 and 6 of someone else's. Read as of the
+    // slot, the three would have been taken for someone else's (9).
+    let report = ProviderReport::default()
+        .limit(Dimension::Rpm, 40)
+        .remaining(Dimension::Rpm, 30, secs(8));
+    let observed = p.observe(&report).await.unwrap();
+    assert_eq!(observed.external, [(Dimension::Rpm, 6)]);
+}

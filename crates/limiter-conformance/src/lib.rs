@@ -139,6 +139,7 @@ macro_rules! conformance_suite {
             limits_of_record_round_trip,
             calibrated_limits_reach_every_limiter,
             observed_remaining_holds_external_usage,
+            a_permit_dates_its_report_when_the_request_went,
         );
         $crate::conformance_suite!(@checks cooldown, conformance_store: cooldown_is_shared_and_delays);
         $crate::conformance_suite!(@checks status, conformance_store:
