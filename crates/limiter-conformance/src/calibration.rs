@@ -14,12 +14,31 @@ fn rpm_used(used: u64, reset: Duration) -> ExternalUsage {
 }
 
 /// Reports that the provider counts `used` requests in its window, which
-/// clears in 10 s; what the store then holds.
+/// clears in 10 s, counted at `at` (now when `None`); what the store then
+/// holds.
+async fn hold_at(
+    h: &Harness,
+    limits: &Limits,
+    used: u64,
+    at: Option<Timestamp>,
+) -> Vec<(Dimension, u64)> {
+    let usage = ExternalUsage {
+        at,
+        ..rpm_used(used, secs(10))
+    };
+    h.store.hold_external(&h.key, limits, &usage).await.unwrap()
+}
+
+/// As [`hold_at`], counted now.
 async fn hold(h: &Harness, limits: &Limits, used: u64) -> Vec<(Dimension, u64)> {
-    h.store
-        .hold_external(&h.key, limits, &rpm_used(used, secs(10)))
-        .await
-        .unwrap()
+    hold_at(h, limits, used, None).await
+}
+
+/// Advances to the start of a period of the hold (two windows of 10 s), so
+/// that one period spans what follows.
+async fn to_a_period_start(h: &Harness) {
+    let into = h.clock.now().as_micros() % 20_000_000;
+    h.advance(Duration::from_micros(20_000_000 - into)).await;
 }
 
 /// What the provider counts beyond the store's own count (the reservations
@@ -32,9 +51,7 @@ async fn hold(h: &Harness, limits: &Limits, used: u64) -> Vec<(Dimension, u64)> 
 pub async fn external_usage_is_held_until_the_reset(h: Harness) {
     let window = secs(10);
     let limits = Limits::new().rpm(40).window(window).guard(ms(100));
-    // At the start of a period.
-    let into = h.clock.now().as_micros() % 20_000_000;
-    h.advance(Duration::from_micros(20_000_000 - into)).await;
+    to_a_period_start(&h).await;
     let t0 = h.clock.now();
     reserve(&h, &limits, Cost::request()).await;
     reserve(&h, &limits, Cost::request()).await;
@@ -115,16 +132,8 @@ pub async fn external_usage_is_held_until_the_reset(h: Harness) {
 /// it was being answered), nor taking what has left the window since for
 /// someone else's.
 pub async fn a_dated_report_counts_ours_as_of_when_it_went(h: Harness) {
-    let window = secs(10);
-    let limits = Limits::new().rpm(40).window(window).guard(ms(100));
-    let dated = |used: u64, at: Timestamp| ExternalUsage {
-        at: Some(at),
-        used: vec![(Dimension::Rpm, used)],
-        reset: secs(10),
-    };
-    // At the start of a period (two windows), so that one hold spans it all.
-    let into = h.clock.now().as_micros() % 20_000_000;
-    h.advance(Duration::from_micros(20_000_000 - into)).await;
+    let limits = Limits::new().rpm(40).window(secs(10)).guard(ms(100));
+    to_a_period_start(&h).await;
     let t0 = h.clock.now();
     let take = |n: usize| {
         let h = &h;
@@ -143,28 +152,19 @@ pub async fn a_dated_report_counts_ours_as_of_when_it_went(h: Harness) {
     h.advance(secs(1)).await;
     // Went 50 ms before the 2 (which may have overtaken it), answered after
     // the 4: the provider counts 15, of which ours are 5.
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &dated(15, t0.saturating_add(ms(1950))))
-        .await
-        .unwrap();
+    let held = hold_at(&h, &limits, 15, Some(t0.saturating_add(ms(1950)))).await;
     assert_eq!(held, [(Dimension::Rpm, 10)], "15 less our 3 and 2");
     // The first 3 have left the window by now, not by when the next request
     // went: 20 counted then, 9 of them ours.
     h.advance(ms(6500)).await;
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &dated(20, t0.saturating_add(secs(9))))
-        .await
-        .unwrap();
+    let held = hold_at(&h, &limits, 20, Some(t0.saturating_add(secs(9)))).await;
     assert_eq!(held, [(Dimension::Rpm, 11)], "20 less our 9");
     // Undated, it is read as of now, when only our 6 count.
-    let held = h
-        .store
-        .hold_external(&h.key, &limits, &rpm_used(20, secs(10)))
-        .await
-        .unwrap();
-    assert_eq!(held, [(Dimension::Rpm, 14)], "20 less our 6");
+    assert_eq!(
+        hold(&h, &limits, 20).await,
+        [(Dimension::Rpm, 14)],
+        "20 less our 6"
+    );
 }
 
 /// A token bucket is filled up to the level the provider reports, and then
